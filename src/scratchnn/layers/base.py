@@ -1,0 +1,155 @@
+"""The Layer contract every layer follows.
+
+``y = layer.forward(x, training=False)`` computes the output and, when
+``training=True``, keeps on ``self`` exactly what the backward pass needs.
+``dx = layer.backward(dy)`` returns the gradient w.r.t. the input and fills
+``layer.grads[k]`` for every ``layer.params[k]``. Optimizers, regularizers,
+gradient checks and save/load use only this interface.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..backend import float_dtype
+
+#: name -> Layer subclass, filled automatically; used to rebuild saved models.
+LAYERS: dict[str, type] = {}
+
+
+class Layer:
+    """Base class of all layers.
+
+    Args:
+        name: optional name; a ``Sequential`` gives unnamed layers unique names.
+        trainable: when False the optimizer leaves this layer's parameters alone.
+
+    Attributes:
+        params: dict of parameter arrays (``{}`` for layers without parameters).
+        grads: dict of gradient arrays with the same keys, filled by ``backward``.
+        buffers: dict of non-trainable state saved with the model (running statistics).
+        regularizer: optional penalty applied to the weight parameters (``weight_keys``).
+        constraint: optional constraint (for example max-norm) applied after each update.
+    """
+
+    #: parameters a regularizer or constraint applies to (biases and BN shifts are exempt)
+    weight_keys: tuple[str, ...] = ()
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        LAYERS[cls.__name__] = cls
+
+    def __init__(self, name: str | None = None, trainable: bool = True):
+        self.name = name
+        self.trainable = bool(trainable)
+        self.params: dict = {}
+        self.grads: dict = {}
+        self.buffers: dict = {}
+        self.regularizer = None
+        self.constraint = None
+        self.built = False
+        self.input_shape: tuple | None = None  # without the batch axis
+        self._cache = None
+
+    # -- construction -------------------------------------------------------------
+    def build(self, input_shape: tuple, dtype) -> None:
+        """Create parameters for inputs of ``input_shape`` (batch axis excluded)."""
+        self.input_shape = tuple(input_shape)
+        self.built = True
+
+    def ensure_built(self, x) -> None:
+        if not self.built:
+            if x.ndim < 1:
+                raise ValueError(f"{self.label} expected a batched array, received a scalar")
+            self.build(tuple(x.shape[1:]), float_dtype(x))
+
+    def output_shape(self, input_shape: tuple) -> tuple:
+        """Shape of the output for an input of ``input_shape`` (batch axis excluded)."""
+        return tuple(input_shape)
+
+    def get_config(self) -> dict:
+        """JSON-serialisable constructor arguments (used by save/load)."""
+        return {"name": self.name, "trainable": self.trainable}
+
+    @property
+    def label(self) -> str:
+        """How error messages refer to this layer, e.g. ``Dense 'dense_1'``."""
+        return f"{type(self).__name__} '{self.name}'" if self.name else type(self).__name__
+
+    # -- computation --------------------------------------------------------------
+    def __call__(self, x, training: bool = False):
+        return self.forward(x, training=training)
+
+    def forward(self, x, training: bool = False):
+        raise NotImplementedError
+
+    def backward(self, dy):
+        raise NotImplementedError
+
+    def _require_cache(self):
+        """Return the cache of the last training forward, or raise a clear error."""
+        if self._cache is None:
+            raise RuntimeError(
+                f"{self.label}: backward() called before forward(x, training=True); "
+                "run a training forward pass first"
+            )
+        return self._cache
+
+    def _check_features(self, x, axis: int, expected: int, what: str = "features") -> None:
+        if x.ndim < 2 or x.shape[axis] != expected:
+            raise ValueError(
+                f"{self.label} expected input with {expected} {what} "
+                f"(shape (batch, ..., {expected})), received shape {tuple(x.shape)}"
+                if axis == -1
+                else f"{self.label} expected input with {expected} {what} on axis {axis}, "
+                f"received shape {tuple(x.shape)}"
+            )
+
+    # -- parameters ---------------------------------------------------------------
+    def zero_grads(self) -> None:
+        for g in self.grads.values():
+            g[...] = 0
+
+    def astype(self, dtype) -> "Layer":
+        """Convert parameters, gradients and buffers to ``dtype`` in place (returns self)."""
+        dtype = np.dtype(dtype)
+        for d in (self.params, self.grads, self.buffers):
+            for k, v in d.items():
+                if v.dtype != dtype:
+                    d[k] = v.astype(dtype)
+        return self
+
+    @property
+    def dtype(self):
+        for v in self.params.values():
+            return v.dtype
+        return None
+
+    def count_params(self) -> int:
+        return int(sum(v.size for v in self.params.values()))
+
+    def penalty(self) -> float:
+        """Regularization term this layer adds to the loss."""
+        if self.regularizer is None:
+            return 0.0
+        return float(sum(self.regularizer(self.params[k]) for k in self.weight_keys))
+
+    def add_penalty_grads(self) -> None:
+        """Add the regularizer's gradient to ``grads`` of the weight parameters."""
+        if self.regularizer is not None:
+            for k in self.weight_keys:
+                self.regularizer.add_grad(self.params[k], self.grads[k])
+
+    def apply_constraint(self) -> None:
+        if self.constraint is not None:
+            for k in self.weight_keys:
+                self.constraint(self.params[k])
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items() if k not in ("name", "trainable"))
+        return f"{type(self).__name__}({args})"
+
+
+def check_positive_int(layer: str, name: str, value) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"{layer}: {name} must be a positive integer, received {value!r}")
+    return int(value)
