@@ -1,5 +1,9 @@
 """Layers: each follows the contract in ``scratchnn.layers.base``."""
+from .activations import ELU, LeakyReLU, Maxout, ReLU, Sigmoid, Softmax, Tanh
 from .base import LAYERS, Layer
 from .dense import Dense
+from .dropout import Dropout
+from .normalization import BatchNorm, BatchNorm2D
 
-__all__ = ["Layer", "LAYERS", "Dense"]
+__all__ = ["Layer", "LAYERS", "Dense", "ReLU", "LeakyReLU", "Sigmoid", "Tanh", "ELU", "Softmax", "Maxout",
+           "Dropout", "BatchNorm", "BatchNorm2D"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import initializers, regularizers
-from ..backend import get_array_module, global_rng
+from ..backend import default_dtype, get_array_module, global_rng
 from .base import Layer, check_positive_int
 
 
@@ -41,6 +41,8 @@ class Dense(Layer):
         self.use_bias = bool(use_bias)
         self.regularizer = regularizers.get(regularizer)
         self.constraint = regularizers.get(constraint)
+        if self.in_features is not None:
+            self.build((self.in_features,), default_dtype())
 
     def build(self, input_shape, dtype):
         if len(input_shape) != 1:

@@ -1,0 +1,104 @@
+"""Batch normalization (Ioffe & Szegedy 2015) for dense (N, D) and image (N, C, H, W) inputs."""
+from __future__ import annotations
+
+import numpy as np
+
+from ..backend import get_array_module
+from .base import Layer
+
+
+class BatchNorm(Layer):
+    """Normalize each feature (axis 1) with batch statistics in training, running ones at inference.
+
+    ``y = gamma * (x - mean) / sqrt(var + eps) + beta``. Statistics are taken over every
+    axis but axis 1, so ``(N, D)`` inputs get per-feature and ``(N, C, H, W)`` inputs
+    per-channel statistics. Running estimates follow Keras' momentum convention:
+    ``running = momentum * running + (1 - momentum) * batch`` (PyTorch's ``momentum=0.1``
+    is this ``momentum=0.9``); the running variance uses the unbiased batch variance, as
+    PyTorch does, so the statistics can be exchanged with it.
+
+    Args:
+        momentum: weight of the old running statistics, in ``[0, 1)``.
+        eps: added to the variance for numerical stability.
+
+    Shape:
+        input ``(N, C)`` or ``(N, C, ...)``; ``params["gamma"]``, ``params["beta"]``,
+        ``buffers["running_mean"]``, ``buffers["running_var"]``: ``(C,)``.
+    """
+
+    required_ndim: int | None = None
+
+    def __init__(self, momentum=0.9, eps=1e-5, name=None, trainable=True):
+        super().__init__(name=name, trainable=trainable)
+        self.momentum = float(momentum)
+        self.eps = float(eps)
+        if not 0.0 <= self.momentum < 1.0:
+            raise ValueError(f"{type(self).__name__}: momentum must be in [0, 1), received {momentum!r}")
+        if not self.eps > 0:
+            raise ValueError(f"{type(self).__name__}: eps must be positive, received {eps!r}")
+
+    def build(self, input_shape, dtype):
+        self._check_ndim(len(input_shape) + 1, input_shape)
+        c = int(input_shape[0])
+        self.params = {"gamma": np.ones(c, dtype=dtype), "beta": np.zeros(c, dtype=dtype)}
+        self.grads = {k: np.zeros_like(v) for k, v in self.params.items()}
+        self.buffers = {"running_mean": np.zeros(c, dtype=dtype), "running_var": np.ones(c, dtype=dtype)}
+        super().build(input_shape, dtype)
+
+    def _check_ndim(self, ndim, shape):
+        if ndim < 2 or (self.required_ndim is not None and ndim != self.required_ndim):
+            want = f"{self.required_ndim}-D" if self.required_ndim else "at least 2-D"
+            raise ValueError(f"{self.label} expects {want} input (batch, channels, ...), "
+                             f"received per-sample shape {tuple(shape)}")
+
+    def forward(self, x, training=False):
+        self.ensure_built(x)
+        self._check_ndim(x.ndim, x.shape[1:])
+        c = len(self.params["gamma"])
+        if x.shape[1] != c:
+            raise ValueError(f"{self.label} expected {c} features/channels on axis 1, received shape {tuple(x.shape)}")
+        xp = get_array_module(x)
+        axes = (0,) + tuple(range(2, x.ndim))
+        bshape = (1, c) + (1,) * (x.ndim - 2)
+        gamma = self.params["gamma"].reshape(bshape)
+        beta = self.params["beta"].reshape(bshape)
+        if training:
+            m = x.size // c
+            mean = x.mean(axis=axes)
+            xc = x - mean.reshape(bshape)
+            var = (xc * xc).mean(axis=axes)
+            inv_std = 1.0 / xp.sqrt(var + x.dtype.type(self.eps))
+            xhat = xc * inv_std.reshape(bshape)
+            mom = self.momentum
+            unbiased = var * (m / (m - 1)) if m > 1 else var
+            self.buffers["running_mean"] *= mom
+            self.buffers["running_mean"] += (1 - mom) * mean
+            self.buffers["running_var"] *= mom
+            self.buffers["running_var"] += (1 - mom) * unbiased
+            self._cache = (xhat, inv_std, axes, bshape)
+            return xhat * gamma + beta
+        self._cache = None
+        inv_std = 1.0 / xp.sqrt(self.buffers["running_var"] + x.dtype.type(self.eps))
+        scale = (self.params["gamma"] * inv_std).reshape(bshape)
+        shift = beta - self.buffers["running_mean"].reshape(bshape) * scale
+        return x * scale + shift
+
+    def backward(self, dy, need_input_grad=True):
+        xhat, inv_std, axes, bshape = self._require_cache()
+        m = dy.size // len(inv_std)
+        self.grads["beta"][...] = dy.sum(axis=axes)
+        self.grads["gamma"][...] = (dy * xhat).sum(axis=axes)
+        if not need_input_grad:
+            return None
+        # dx = gamma / (m sigma) * (m dy - sum(dy) - xhat * sum(dy xhat))
+        k = (self.params["gamma"] * inv_std / m).reshape(bshape)
+        return k * (m * dy - self.grads["beta"].reshape(bshape) - xhat * self.grads["gamma"].reshape(bshape))
+
+    def get_config(self):
+        return {"momentum": self.momentum, "eps": self.eps, **super().get_config()}
+
+
+class BatchNorm2D(BatchNorm):
+    """``BatchNorm`` for images ``(N, C, H, W)``: one mean/variance, gamma and beta per channel."""
+
+    required_ndim = 4

@@ -1,0 +1,161 @@
+"""Losses. ``value, grad = loss(pred, target)``: the mean loss over the batch and its
+gradient w.r.t. ``pred`` (same shape and dtype as ``pred``)."""
+from __future__ import annotations
+
+import numpy as np
+
+from .backend import get_array_module
+from .functional import sigmoid
+
+
+class Loss:
+    """Base class. Subclasses implement ``__call__(pred, target) -> (value, grad)``."""
+
+    name = "loss"
+
+    def value(self, pred, target) -> float:
+        """The loss alone (evaluation); subclasses may skip the gradient."""
+        return self(pred, target)[0]
+
+    def get_config(self):
+        return {}
+
+
+def check_labels(y, n_classes: int, where: str = "SoftmaxCrossEntropy"):
+    """Return integer labels as an int array, or raise naming the offending label."""
+    y = np.asarray(y)
+    if y.dtype.kind not in "iu":
+        if y.dtype.kind == "f" and np.all(np.isfinite(y)) and np.all(y == np.round(y)):
+            y = y.astype(np.int64)
+        else:
+            raise TypeError(f"{where}: integer class labels expected, received dtype {y.dtype}")
+    if y.size:
+        lo, hi = int(y.min()), int(y.max())
+        if lo < 0 or hi >= n_classes:
+            bad = lo if lo < 0 else hi
+            pos = int(np.flatnonzero(y == bad)[0])
+            raise ValueError(f"{where}: label {bad} at index {pos} is outside [0, {n_classes}) "
+                             f"for a network with {n_classes} outputs")
+    return y
+
+
+class SoftmaxCrossEntropy(Loss):
+    """Softmax followed by cross-entropy, computed from logits with log-sum-exp.
+
+    ``target`` is either integer labels of shape ``(N,)`` or a one-hot / probability
+    matrix of shape ``(N, C)``. The loss is the mean over the batch; its gradient is the
+    fused ``(softmax(z) - onehot(y)) / N``, finite even for logits of +-1e4.
+
+    Example:
+        >>> loss, grad = SoftmaxCrossEntropy()(np.array([[2.0, 0.5]]), np.array([0]))
+    """
+
+    name = "softmax_cross_entropy"
+
+    def __init__(self, check=True):
+        self.check = check
+
+    def _probs(self, z):
+        xp = get_array_module(z)
+        shifted = z - z.max(axis=1, keepdims=True)
+        e = xp.exp(shifted)
+        s = e.sum(axis=1, keepdims=True)
+        return shifted, e, s
+
+    def __call__(self, pred, target):
+        z = pred
+        if z.ndim != 2:
+            raise ValueError(f"SoftmaxCrossEntropy expects logits of shape (batch, classes), received {tuple(z.shape)}")
+        n, c = z.shape
+        xp = get_array_module(z)
+        shifted, e, s = self._probs(z)
+        logs = xp.log(s)
+        target = xp.asarray(target)
+        if target.ndim == 1:
+            if len(target) != n:
+                raise ValueError(f"SoftmaxCrossEntropy: {n} predictions but {len(target)} labels")
+            y = check_labels(target, c) if self.check else target
+            rows = xp.arange(n)
+            value = float(xp.mean(logs[:, 0] - shifted[rows, y]))
+            grad = e
+            grad /= s
+            grad[rows, y] -= 1
+        else:
+            if target.shape != z.shape:
+                raise ValueError(f"SoftmaxCrossEntropy: one-hot targets must have shape {tuple(z.shape)}, "
+                                 f"received {tuple(target.shape)}")
+            value = float(xp.sum(target * (logs - shifted)) / n)
+            # d/dz sum_k t_k (logsumexp(z) - z_k) = p * sum(t) - t  (= p - t for one-hot rows)
+            grad = (e / s) * target.sum(axis=1, keepdims=True) - target
+        grad /= z.dtype.type(n)
+        return value, grad.astype(z.dtype, copy=False)
+
+    def value(self, pred, target):
+        shifted, _, s = self._probs(pred)
+        target = np.asarray(target)
+        if target.ndim == 1:
+            y = check_labels(target, pred.shape[1]) if self.check else target
+            return float(np.mean(np.log(s[:, 0]) - shifted[np.arange(len(y)), y]))
+        return float(np.sum(target * (np.log(s) - shifted)) / len(pred))
+
+
+def _match_target(pred, target, where):
+    target = np.asarray(target)
+    if target.shape != pred.shape:
+        if target.ndim == 1 and pred.ndim == 2 and pred.shape[1] == 1 and len(target) == len(pred):
+            target = target[:, None]
+        else:
+            raise ValueError(f"{where}: target shape {tuple(target.shape)} does not match prediction "
+                             f"shape {tuple(pred.shape)}")
+    return target.astype(pred.dtype, copy=False)
+
+
+class MSE(Loss):
+    """Mean squared error over all elements: ``mean((pred - target)**2)``."""
+
+    name = "mse"
+
+    def __call__(self, pred, target):
+        target = _match_target(pred, target, "MSE")
+        diff = pred - target
+        return float(np.mean(diff * diff)), diff * pred.dtype.type(2.0 / diff.size)
+
+
+class BinaryCrossEntropy(Loss):
+    """Sigmoid + binary cross-entropy from logits, stable for any logit magnitude.
+
+    ``mean(max(z, 0) - z * t + log(1 + exp(-|z|)))``; gradient ``(sigmoid(z) - t) / size``.
+    Targets are in ``[0, 1]`` with the shape of the logits (``(N,)`` for ``(N, 1)`` logits is accepted).
+    """
+
+    name = "binary_cross_entropy"
+
+    def __call__(self, pred, target):
+        t = _match_target(pred, target, "BinaryCrossEntropy")
+        if t.size and (float(t.min()) < 0 or float(t.max()) > 1):
+            raise ValueError("BinaryCrossEntropy: targets must lie in [0, 1], received values in "
+                             f"[{float(t.min())}, {float(t.max())}]")
+        z = pred
+        value = float(np.mean(np.maximum(z, 0) - z * t + np.log1p(np.exp(-np.abs(z)))))
+        return value, (sigmoid(z) - t) * z.dtype.type(1.0 / z.size)
+
+
+LOSSES = {
+    "softmax_cross_entropy": SoftmaxCrossEntropy,
+    "cross_entropy": SoftmaxCrossEntropy,
+    "categorical_crossentropy": SoftmaxCrossEntropy,
+    "sparse_categorical_crossentropy": SoftmaxCrossEntropy,
+    "mse": MSE,
+    "mean_squared_error": MSE,
+    "binary_cross_entropy": BinaryCrossEntropy,
+    "binary_crossentropy": BinaryCrossEntropy,
+}
+
+
+def get(loss):
+    """Return a loss instance from an instance or a name (valid names are listed on error)."""
+    if isinstance(loss, Loss):
+        return loss
+    if isinstance(loss, str) and loss in LOSSES:
+        return LOSSES[loss]()
+    raise ValueError(f"unknown loss {loss!r}; valid names: {', '.join(sorted(LOSSES))}")

@@ -1,0 +1,358 @@
+"""``Sequential``: a stack of layers trained with mini-batch gradient descent.
+
+One mini-batch, end to end: ``fit`` gathers the batch -> each ``layer.forward`` ->
+``loss`` -> each ``layer.backward`` in reverse -> regularizer gradients ->
+``optimizer.step(params, grads)`` -> constraints -> callbacks. There is no other
+training loop.
+"""
+from __future__ import annotations
+
+import math
+import time
+
+import numpy as np
+
+from . import losses as losses_mod
+from . import optimizers as optimizers_mod
+from . import regularizers as regularizers_mod
+from .backend import default_dtype
+from .callbacks import CallbackList, History
+from .layers.base import Layer
+
+
+class TrainingDivergedError(FloatingPointError):
+    """Raised by ``fit`` when the loss becomes NaN or infinite."""
+
+
+def _snake(name: str) -> str:
+    out = []
+    for i, ch in enumerate(name):
+        if ch.isupper() and i and (not name[i - 1].isupper() or (i + 1 < len(name) and name[i + 1].islower())):
+            out.append("_")
+        out.append(ch.lower())
+    return "".join(out)
+
+
+def check_finite(X, what="X"):
+    """Raise a ValueError naming the first NaN/inf entry of ``X``."""
+    X = np.asarray(X)
+    if X.dtype.kind in "fc" and not np.isfinite(X).all():
+        bad = np.argwhere(~np.isfinite(X))[0]
+        raise ValueError(f"{what} contains {X[tuple(bad)]} at index {tuple(int(i) for i in bad)}; "
+                         "inputs must be finite (clean or impute the data first)")
+
+
+class Sequential:
+    """A linear stack of layers.
+
+    Args:
+        layers: list of ``Layer`` objects.
+        name: optional model name.
+        dtype: float dtype of parameters and training data (default float32,
+            see ``scratchnn.set_default_dtype``).
+
+    Example:
+        >>> model = Sequential([Dense(100), ReLU(), Dense(10)])
+        >>> model.compile(optimizer=SGD(lr=0.1), loss="softmax_cross_entropy")
+        >>> history = model.fit(X, y, epochs=5, batch_size=32, validation_data=(Xv, yv))
+        >>> model.evaluate(Xt, yt)["accuracy"]
+    """
+
+    def __init__(self, layers=None, name=None, dtype=None):
+        self.name = name or "sequential"
+        self.dtype = np.dtype(dtype) if dtype is not None else default_dtype()
+        self.layers: list[Layer] = []
+        self.optimizer = None
+        self.loss = None
+        self.stop_training = False
+        self.history = None
+        self.input_shape = None
+        for layer in layers or []:
+            self.add(layer)
+
+    # -- structure ------------------------------------------------------------------
+    def add(self, layer: Layer) -> None:
+        if not isinstance(layer, Layer):
+            raise TypeError(f"Sequential.add expects a Layer, received {type(layer).__name__}")
+        if layer.name is None:
+            base = _snake(type(layer).__name__)
+            taken = {l.name for l in self.layers}
+            i = 1
+            while f"{base}_{i}" in taken:
+                i += 1
+            layer.name = f"{base}_{i}"
+        elif any(l.name == layer.name for l in self.layers):
+            raise ValueError(f"Sequential: a layer named {layer.name!r} already exists")
+        self.layers.append(layer)
+
+    def build(self, input_shape, dtype=None) -> None:
+        """Create every layer's parameters for per-sample inputs of ``input_shape``."""
+        dtype = np.dtype(dtype) if dtype is not None else self.dtype
+        shape = tuple(int(s) for s in input_shape)
+        self.input_shape = shape
+        for layer in self.layers:
+            if not layer.built:
+                layer.build(shape, dtype)
+            elif layer.dtype is not None and layer.dtype != dtype:
+                layer.astype(dtype)
+            shape = tuple(layer.output_shape(shape))
+        self.output_shape = shape
+
+    @property
+    def built(self) -> bool:
+        return self.input_shape is not None and all(l.built for l in self.layers)
+
+    def truncate(self, n: int = 1) -> "Sequential":
+        """A new model sharing the first ``len(layers) - n`` layers (drop the last ``n``).
+
+        The layers (and their weights) are shared, not copied, so the result is a
+        feature extractor of this model.
+        """
+        if not 0 <= n < len(self.layers):
+            raise ValueError(f"truncate: n must be in [0, {len(self.layers)}), received {n}")
+        m = Sequential(self.layers[: len(self.layers) - n], name=f"{self.name}_truncated", dtype=self.dtype)
+        if self.input_shape is not None:
+            m.build(self.input_shape)
+        return m
+
+    # -- configuration --------------------------------------------------------------
+    def compile(self, optimizer="adam", loss="softmax_cross_entropy", regularizer=None, constraint=None):
+        """Set the optimizer and loss (objects or names).
+
+        ``regularizer`` / ``constraint`` (for example ``L2(1e-4)`` / ``MaxNorm(3)``) apply to
+        every weighted layer that has none of its own.
+        """
+        self.optimizer = optimizers_mod.get(optimizer)
+        self.loss = losses_mod.get(loss)
+        regularizer = regularizers_mod.get(regularizer)
+        constraint = regularizers_mod.get(constraint)
+        for layer in self.layers:
+            if layer.weight_keys:
+                if regularizer is not None and layer.regularizer is None:
+                    layer.regularizer = regularizer
+                if constraint is not None and layer.constraint is None:
+                    layer.constraint = constraint
+        return self
+
+    def _require_compiled(self, what):
+        if self.optimizer is None or self.loss is None:
+            raise RuntimeError(f"call model.compile(optimizer=..., loss=...) before {what}()")
+
+    # -- the passes -----------------------------------------------------------------
+    def forward(self, x, training=False):
+        for layer in self.layers:
+            x = layer.forward(x, training=training)
+        return x
+
+    def backward(self, dout, need_input_grad=False):
+        """Backpropagate ``dout`` through every layer; returns the input gradient if asked."""
+        layers = self.layers
+        for layer in reversed(layers[1:]):
+            dout = layer.backward(dout)
+        return layers[0].backward(dout, need_input_grad=need_input_grad)
+
+    def penalty(self) -> float:
+        return float(sum(layer.penalty() for layer in self.layers))
+
+    def parameters(self, trainable_only=False) -> dict:
+        """``{"layer_name.key": array}`` of all (or trainable) parameters."""
+        return {f"{l.name}.{k}": v for l in self.layers if l.trainable or not trainable_only
+                for k, v in l.params.items()}
+
+    def _prepare(self, X, y=None, what="X"):
+        X = np.asarray(X)
+        if X.ndim < 2:
+            raise ValueError(f"{what} must have a batch axis: expected shape (samples, ...), received {X.shape}")
+        if X.dtype.kind not in "fiu" and X.dtype != np.bool_:
+            raise TypeError(f"{what} must be numeric, received dtype {X.dtype}")
+        dtype = self.layers[0].dtype if self.layers and self.layers[0].dtype is not None else self.dtype
+        if X.dtype != dtype:
+            X = X.astype(dtype)
+        check_finite(X, what)
+        if not self.built:
+            self.build(X.shape[1:])
+        if y is not None:
+            y = np.asarray(y)
+            if len(y) != len(X):
+                raise ValueError(f"{what} has {len(X)} samples but its labels have {len(y)}")
+            if y.ndim == 1 and isinstance(self.loss, losses_mod.SoftmaxCrossEntropy):
+                y = losses_mod.check_labels(y, int(self.output_shape[-1]), where=f"labels of {what}")
+        return X, y
+
+    # -- training -------------------------------------------------------------------
+    def fit(self, X, y, epochs=1, batch_size=32, validation_data=None, shuffle=True, verbose=1,
+            callbacks=None, seed=None, initial_epoch=0):
+        """Train with mini-batch gradient descent.
+
+        Args:
+            X, y: training inputs ``(N, ...)`` and targets (integer labels ``(N,)`` or one-hot).
+            epochs: index of the last epoch (as in Keras; training runs ``initial_epoch..epochs-1``).
+            batch_size: samples per update: 1 is pure SGD, ``len(X)`` is full-batch descent.
+            validation_data: optional ``(X_val, y_val)`` evaluated after every epoch.
+            shuffle: reshuffle the training set every epoch.
+            verbose: 0 silent, 1 progress bar and a line per epoch, 2 a line per epoch.
+            callbacks: list of ``scratchnn.callbacks.Callback``.
+            seed: seed of the shuffling generator (None: drawn from the global generator).
+
+        Returns:
+            ``History`` with per-epoch ``loss``, ``accuracy``, ``val_loss``, ``val_accuracy``.
+        """
+        self._require_compiled("fit")
+        X, y = self._prepare(X, y, "X")
+        n = len(X)
+        batch_size = int(batch_size)
+        if batch_size < 1:
+            raise ValueError(f"fit: batch_size must be >= 1, received {batch_size}")
+        batch_size = min(batch_size, n)
+        if validation_data is not None:
+            if len(validation_data) != 2:
+                raise ValueError("validation_data must be a tuple (X_val, y_val)")
+            Xv, yv = self._prepare(*validation_data, what="validation X")
+        from .backend import global_rng
+
+        self._shuffle_rng = np.random.default_rng(seed if seed is not None else int(global_rng().integers(2**63)))
+        history = History()
+        cbs = CallbackList(callbacks, history, verbose=verbose, model=self)
+        self.stop_training = False
+        classify = isinstance(self.loss, losses_mod.SoftmaxCrossEntropy) or (y.ndim == 2 and y.shape[1] > 1)
+        steps = math.ceil(n / batch_size)
+        cbs.on_train_begin({"epochs": epochs, "steps": steps, "samples": n, "initial_epoch": initial_epoch})
+        for epoch in range(initial_epoch, epochs):
+            self.optimizer.set_epoch(epoch)
+            cbs.on_epoch_begin(epoch)
+            t0 = time.perf_counter()
+            order = self._shuffle_rng.permutation(n) if shuffle else np.arange(n)
+            total_loss = 0.0
+            correct = 0
+            for b in range(steps):
+                idx = order[b * batch_size:(b + 1) * batch_size]
+                loss, hits = self.train_step(X[idx], y[idx], classify, epoch, b)
+                total_loss += loss * len(idx)
+                correct += hits
+                cbs.on_batch_end(b, loss, hits, len(idx))
+            logs = {"loss": total_loss / n}
+            if classify:
+                logs["accuracy"] = correct / n
+            if validation_data is not None:
+                logs.update({f"val_{k}": v for k, v in self._evaluate(Xv, yv).items()})
+            logs["time"] = time.perf_counter() - t0
+            cbs.on_epoch_end(epoch, logs)
+            if self.stop_training:
+                break
+        cbs.on_train_end()
+        self.history = history
+        return history
+
+    def train_step(self, xb, yb, classify=True, epoch=0, batch=0):
+        """One update on one mini-batch; returns ``(loss, number of correct predictions)``."""
+        out = self.forward(xb, training=True)
+        loss, dout = self.loss(out, yb)
+        penalty = self.penalty()
+        if not math.isfinite(loss + penalty):
+            raise TrainingDivergedError(
+                f"loss became {loss + penalty} at epoch {epoch + 1}, batch {batch + 1}; "
+                "training stopped (try a smaller learning rate, or check the inputs' scale)")
+        self.backward(dout)
+        params, grads = {}, {}
+        for layer in self.layers:
+            if layer.trainable and layer.params:
+                layer.add_penalty_grads()
+                for k, p in layer.params.items():
+                    key = f"{layer.name}.{k}"
+                    params[key] = p
+                    grads[key] = layer.grads[k]
+        self.optimizer.step(params, grads)
+        for layer in self.layers:
+            if layer.trainable:
+                layer.apply_constraint()
+        hits = 0
+        if classify:
+            truth = yb if yb.ndim == 1 else yb.argmax(axis=1)
+            hits = int(np.count_nonzero(out.argmax(axis=1) == truth))
+        return loss + penalty, hits
+
+    # -- inference --------------------------------------------------------------------
+    def _batches(self, X, batch_size):
+        for i in range(0, len(X), batch_size):
+            yield self.forward(X[i:i + batch_size], training=False)
+
+    def _evaluate(self, X, y, batch_size=1000):
+        total, correct = 0.0, 0
+        classify = isinstance(self.loss, losses_mod.SoftmaxCrossEntropy) or (y.ndim == 2 and y.shape[1] > 1)
+        for i, out in enumerate(self._batches(X, batch_size)):
+            yb = y[i * batch_size:(i + 1) * batch_size]
+            total += self.loss.value(out, yb) * len(out)
+            if classify:
+                truth = yb if yb.ndim == 1 else yb.argmax(axis=1)
+                correct += int(np.count_nonzero(out.argmax(axis=1) == truth))
+        res = {"loss": total / len(X) + self.penalty()}
+        if classify:
+            res["accuracy"] = correct / len(X)
+        return res
+
+    def evaluate(self, X, y, batch_size=1000) -> dict:
+        """Return ``{"loss": ..., "accuracy": ...}`` on ``(X, y)`` in inference mode."""
+        self._require_compiled("evaluate")
+        X, y = self._prepare(X, y, "X")
+        return self._evaluate(X, y, batch_size)
+
+    def predict_logits(self, X, batch_size=1000):
+        """Raw network outputs in inference mode."""
+        X, _ = self._prepare(X)
+        return np.concatenate(list(self._batches(X, batch_size)))
+
+    def predict(self, X, batch_size=1000):
+        """Class probabilities (softmax or sigmoid of the outputs, by the loss), in inference mode."""
+        from .functional import sigmoid, softmax
+
+        out = self.predict_logits(X, batch_size)
+        if isinstance(self.loss, losses_mod.BinaryCrossEntropy):
+            return sigmoid(out)
+        if isinstance(self.loss, losses_mod.MSE):
+            return out
+        return softmax(out, axis=-1)
+
+    def predict_classes(self, X, batch_size=1000):
+        """Predicted class index per sample."""
+        out = self.predict_logits(X, batch_size)
+        if out.shape[-1] == 1:
+            return (out[:, 0] > 0).astype(np.int64)
+        return out.argmax(axis=-1)
+
+    # -- reporting --------------------------------------------------------------------
+    def count_params(self, trainable_only=False) -> int:
+        return int(sum(l.count_params() for l in self.layers if l.trainable or not trainable_only))
+
+    def summary(self, print_fn=print) -> str:
+        """Print (and return) a table of layers, output shapes and parameter counts."""
+        if not self.built:
+            raise RuntimeError("summary() needs a built model: call model.build(input_shape) or fit first")
+        rows = [("Layer (type)", "Output shape", "Params")]
+        shape = self.input_shape
+        for l in self.layers:
+            shape = tuple(l.output_shape(shape))
+            note = "" if l.trainable else " (frozen)"
+            rows.append((f"{l.name} ({type(l).__name__}){note}", str((None,) + shape), f"{l.count_params():,}"))
+        w = [max(len(r[i]) for r in rows) for i in range(3)]
+        line = "-" * (w[0] + w[1] + w[2] + 6)
+        out = [f'Model "{self.name}"  input {(None,) + tuple(self.input_shape)}', line]
+        for i, r in enumerate(rows):
+            out.append(f"{r[0]:<{w[0]}}   {r[1]:<{w[1]}}   {r[2]:>{w[2]}}")
+            if i == 0:
+                out.append(line)
+        total, train = self.count_params(), self.count_params(trainable_only=True)
+        out += [line, f"Total params: {total:,}", f"Trainable params: {train:,}",
+                f"Non-trainable params: {total - train:,}"]
+        text = "\n".join(out)
+        if print_fn is not None:
+            print_fn(text)
+        return text
+
+    def save(self, path) -> None:
+        """Save architecture and weights to a ``.npz`` file atomically (see ``scratchnn.saving``)."""
+        from .saving import save_model
+
+        save_model(self, path)
+
+    def __repr__(self):
+        return f"Sequential([{', '.join(repr(l) for l in self.layers)}])"
