@@ -7,3 +7,8 @@ from .normalization import BatchNorm, BatchNorm2D
 
 __all__ = ["Layer", "LAYERS", "Dense", "ReLU", "LeakyReLU", "Sigmoid", "Tanh", "ELU", "Softmax", "Maxout",
            "Dropout", "BatchNorm", "BatchNorm2D"]
+from .conv import Conv2D
+from .pooling import AvgPool2D, GlobalAvgPool2D, MaxPool2D
+from .reshape import Flatten, Reshape
+
+__all__ += ["Conv2D", "MaxPool2D", "AvgPool2D", "GlobalAvgPool2D", "Flatten", "Reshape"]

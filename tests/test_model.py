@@ -1,0 +1,194 @@
+import numpy as np
+import pytest
+
+import scratchnn
+from scratchnn import Sequential
+from scratchnn.callbacks import EarlyStopping
+from scratchnn.datasets import load_spiral
+from scratchnn.layers import BatchNorm, Dense, Dropout, ReLU
+from scratchnn.model import TrainingDivergedError
+from scratchnn.optimizers import SGD, Adam
+
+
+def mlp(hidden=64, out=3, **kw):
+    return Sequential([Dense(hidden, **kw), ReLU(), Dense(out)])
+
+
+def test_spiral_two_layer_network_reaches_high_accuracy():
+    X, y = load_spiral(n_per_class=100, n_classes=3, seed=0)
+    model = mlp(100)
+    model.compile(optimizer=Adam(0.02), loss="softmax_cross_entropy")
+    hist = model.fit(X, y, epochs=150, batch_size=64, verbose=0, seed=0)
+    assert hist.history["accuracy"][-1] > 0.95
+    assert model.evaluate(X, y)["accuracy"] > 0.95
+    assert hist.history["loss"][-1] < hist.history["loss"][0] / 5
+
+
+@pytest.mark.parametrize("batch_size", [1, 16, 300])
+def test_sgd_minibatch_and_full_batch_all_learn(batch_size):
+    X, y = load_spiral(n_per_class=100, n_classes=3, seed=1)
+    model = mlp(50)
+    model.compile(optimizer=SGD(0.05 if batch_size == 1 else 0.5, momentum=0.9 if batch_size > 1 else 0), loss="cross_entropy")
+    epochs = {1: 20, 16: 60, 300: 300}[batch_size]
+    hist = model.fit(X, y, epochs=epochs, batch_size=batch_size, verbose=0, seed=0)
+    assert hist.history["loss"][-1] < 0.6 * hist.history["loss"][0]
+    assert hist.history["accuracy"][-1] > 0.6
+
+
+def test_float32_default_and_float64_end_to_end(rng):
+    X, y = rng.standard_normal((40, 5)), rng.integers(0, 3, 40)
+    m = mlp(8)
+    m.compile("sgd", "cross_entropy")
+    m.fit(X, y, epochs=1, verbose=0)
+    assert m.layers[0].params["W"].dtype == np.float32
+    assert m.predict(X).dtype == np.float32
+    m64 = Sequential([Dense(8), ReLU(), Dense(3)], dtype="float64")
+    m64.compile(Adam(0.01), "cross_entropy")
+    m64.fit(X, y, epochs=1, verbose=0)
+    assert m64.layers[2].params["W"].dtype == np.float64
+    assert m64.predict(X).dtype == np.float64
+    assert Adam().state == {} and m64.optimizer.state["dense_1.W"]["m"].dtype == np.float64
+
+
+def test_history_and_validation(rng):
+    X, y = load_spiral(50, 3, seed=2)
+    m = mlp(20)
+    m.compile(Adam(0.01), "cross_entropy")
+    h = m.fit(X, y, epochs=3, validation_data=(X, y), verbose=0)
+    assert set(h.history) >= {"loss", "accuracy", "val_loss", "val_accuracy"}
+    assert h.epoch == [0, 1, 2] and len(h["val_loss"]) == 3
+    ev = m.evaluate(X, y)
+    assert ev["accuracy"] == pytest.approx(h["val_accuracy"][-1])
+
+
+def test_predict_probabilities_and_classes(rng):
+    X = rng.standard_normal((10, 4))
+    m = mlp(8, out=5)
+    m.compile("adam", "cross_entropy")
+    p = m.predict(X)
+    assert p.shape == (10, 5)
+    np.testing.assert_allclose(p.sum(1), 1, rtol=1e-5)
+    np.testing.assert_array_equal(m.predict_classes(X), p.argmax(1))
+
+
+def test_nan_loss_stops_with_epoch_and_batch(rng):
+    X, y = rng.standard_normal((64, 4)), rng.integers(0, 3, 64)
+    m = mlp(8)
+    m.compile(SGD(1e30), "cross_entropy")
+    with pytest.raises(TrainingDivergedError, match=r"at epoch \d+, batch \d+"):
+        m.fit(X, y, epochs=5, batch_size=8, verbose=0)
+
+
+def test_bad_inputs_are_named(rng):
+    m = mlp(8)
+    m.compile("sgd", "cross_entropy")
+    X = rng.standard_normal((6, 4))
+    with pytest.raises(ValueError, match=r"label 3 at index 5 is outside \[0, 3\)"):
+        m.fit(X, np.array([0, 1, 2, 0, 1, 3]), verbose=0)
+    Xn = X.copy()
+    Xn[2, 1] = np.nan
+    with pytest.raises(ValueError, match=r"contains nan at index \(2, 1\)"):
+        m.fit(Xn, np.zeros(6, int), verbose=0)
+    Xn[2, 1] = np.inf
+    with pytest.raises(ValueError, match=r"contains inf"):
+        m.predict(Xn)
+    with pytest.raises(ValueError, match="6 samples but its labels have 5"):
+        m.fit(X, np.zeros(5, int), verbose=0)
+    with pytest.raises(ValueError, match=r"Dense 'dense_1' expected input with 4 features.*\(6, 5\)"):
+        m.predict(rng.standard_normal((6, 5)))
+    with pytest.raises(RuntimeError, match="compile"):
+        mlp().fit(X, np.zeros(6, int))
+
+
+def test_frozen_layer_is_not_updated(rng):
+    X, y = rng.standard_normal((32, 4)), rng.integers(0, 3, 32)
+    m = mlp(8)
+    m.compile(SGD(0.1), "cross_entropy")
+    m.build((4,))
+    m.layers[0].trainable = False
+    w0 = m.layers[0].params["W"].copy()
+    w2 = m.layers[2].params["W"].copy()
+    m.fit(X, y, epochs=2, verbose=0)
+    np.testing.assert_array_equal(m.layers[0].params["W"], w0)
+    assert not np.array_equal(m.layers[2].params["W"], w2)
+    assert "(frozen)" in m.summary(print_fn=None)
+
+
+def test_model_level_regularizer_and_max_norm(rng):
+    from scratchnn.regularizers import L2, MaxNorm
+
+    X, y = rng.standard_normal((64, 4)), rng.integers(0, 3, 64)
+    m = mlp(16)
+    m.compile(SGD(0.5), "cross_entropy", regularizer=L2(1e-3), constraint=MaxNorm(0.5))
+    m.fit(X, y, epochs=3, verbose=0)
+    assert isinstance(m.layers[0].regularizer, L2)
+    norms = np.linalg.norm(m.layers[0].params["W"], axis=0)
+    assert norms.max() <= 0.5 + 1e-5
+
+
+def test_summary_lists_shapes_and_counts(capsys):
+    m = Sequential([Dense(100), ReLU(), Dense(200), ReLU(), Dense(10)])
+    m.build((784,))
+    m.summary()
+    out = capsys.readouterr().out
+    assert "(None, 100)" in out and "dense_3 (Dense)" in out
+    assert f"Total params: {784*100+100 + 100*200+200 + 200*10+10:,}" in out
+
+
+def test_seeded_fit_is_reproducible(rng):
+    X, y = load_spiral(30, 3, seed=0)
+
+    def train():
+        scratchnn.set_seed(5)
+        m = Sequential([Dense(16), ReLU(), Dropout(0.2), BatchNorm(), Dense(3)])
+        m.compile(Adam(0.01), "cross_entropy")
+        m.fit(X, y, epochs=2, batch_size=10, verbose=0)
+        return m.layers[-1].params["W"]
+
+    np.testing.assert_array_equal(train(), train())
+
+
+def test_early_stopping_stops_and_restores_best(rng):
+    m = mlp(4)
+    m.build((3,))
+    es = EarlyStopping(monitor="val_loss", patience=2)
+    es.set_model(m)
+    es.on_train_begin({})
+    best = None
+    for epoch, val in enumerate([1.0, 0.5, 0.7, 0.6, 0.4]):
+        m.layers[0].params["W"] += 1.0  # the weights change every epoch
+        if epoch == 1:
+            best = m.layers[0].params["W"].copy()
+        es.on_epoch_end(epoch, {"val_loss": val})
+        if m.stop_training:
+            break
+    assert m.stop_training and es.stopped_epoch == 3 and es.best_epoch == 1
+    es.on_train_end()
+    np.testing.assert_array_equal(m.layers[0].params["W"], best)
+
+
+def test_early_stopping_in_fit(rng):
+    X, y = load_spiral(30, 3, seed=0)
+    m = mlp(16)
+    m.compile(Adam(0.01), "cross_entropy")
+    es = EarlyStopping(monitor="accuracy", patience=0, min_delta=1.0)  # nothing can improve by 1.0
+    h = m.fit(X, y, epochs=10, callbacks=[es], verbose=0)
+    assert h.epoch == [0, 1] and es.stopped_epoch == 1
+
+
+def test_progress_output(capsys, rng):
+    X, y = rng.standard_normal((20, 3)), rng.integers(0, 2, 20)
+    m = mlp(4, out=2)
+    m.compile("adam", "cross_entropy")
+    m.fit(X, y, epochs=2, batch_size=5, verbose=2, validation_data=(X, y))
+    out = capsys.readouterr().out
+    assert "Epoch 2/2" in out and "val_accuracy" in out
+
+
+def test_truncate_shares_layers(rng):
+    m = mlp(8, out=3)
+    m.build((4,))
+    feat = m.truncate(1)
+    X = rng.standard_normal((5, 4)).astype(np.float32)
+    assert feat.predict_logits(X).shape == (5, 8)
+    assert feat.layers[0] is m.layers[0]
