@@ -49,4 +49,4 @@ def test_check_model_with_regularization_dropout_and_batchnorm(rng):
     y = rng.integers(0, 3, 5)
     res = check_model(model, X, y)
     assert res.passed, res.report
-    assert {"x", "dense_1.W", "dense_1.b", "batch_norm_1.gamma", "dense_2.W"} <= set(res.errors)
+    assert {"x", "dense_1.W", "dense_1.b", "batchnorm_1.gamma", "dense_2.W"} <= set(res.errors)

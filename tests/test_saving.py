@@ -81,3 +81,53 @@ def test_unbuilt_model_cannot_be_saved(tmp_path):
     with pytest.raises(RuntimeError, match="no weights yet"):
         Sequential([Dense(2)]).save(tmp_path / "x.npz")
     assert not os.listdir(tmp_path)
+
+
+def _run(tmp_path, epochs, resume_from=None, stop_after=None):
+    from scratchnn.callbacks import ModelCheckpoint
+    from scratchnn.datasets import load_spiral
+    from scratchnn.optimizers import Adam
+    from scratchnn.saving import load_checkpoint
+    from scratchnn.schedules import StepDecay
+
+    X, y = load_spiral(40, 3, seed=0)
+    ck = tmp_path / "ck.npz"
+    if resume_from is None:
+        scratchnn.set_seed(11)
+        m = Sequential([Dense(32), ReLU(), Dropout(0.3), BatchNorm(), Dense(3)])
+        m.compile(Adam(StepDecay(0.01, drop=0.5, every=1)), "cross_entropy")
+        start, prior = 0, None
+        seed = 3
+    else:
+        m, info = load_checkpoint(resume_from)
+        start, prior, seed = info["epoch"], info["history"], None
+    cb = ModelCheckpoint(ck, prior_history=prior)
+    m.fit(X, y, epochs=stop_after or epochs, batch_size=16, seed=seed, initial_epoch=start,
+          callbacks=[cb], verbose=0)
+    return m, ck
+
+
+def test_resume_ends_with_exactly_the_same_weights(tmp_path):
+    full, _ = _run(tmp_path / "a", epochs=4)
+    _, ck = _run(tmp_path / "b", epochs=4, stop_after=2)  # "interrupted" after epoch 2
+    resumed, ck2 = _run(tmp_path / "b", epochs=4, resume_from=ck)
+    for la, lb in zip(full.layers, resumed.layers):
+        for k in la.params:
+            np.testing.assert_array_equal(la.params[k], lb.params[k])
+        for k in la.buffers:
+            np.testing.assert_array_equal(la.buffers[k], lb.buffers[k])
+    from scratchnn.saving import load_checkpoint
+
+    _, info = load_checkpoint(ck2)
+    assert info["epoch"] == 4 and len(info["history"]["loss"]) == 4
+    np.testing.assert_allclose(info["history"]["loss"], full.history.history["loss"], rtol=1e-12)
+    assert resumed.optimizer.lr == pytest.approx(0.01 * 0.5**3)
+
+
+def test_model_file_is_not_a_checkpoint(rng, tmp_path):
+    from scratchnn.saving import load_checkpoint
+
+    m, _ = trained_model(rng)
+    m.save(tmp_path / "m.npz")
+    with pytest.raises(ModelFileError, match="not a checkpoint"):
+        load_checkpoint(tmp_path / "m.npz")

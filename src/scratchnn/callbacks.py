@@ -192,3 +192,49 @@ class CallbackList:
     def on_train_end(self):
         for cb in self.callbacks:
             cb.on_train_end()
+
+
+class ModelCheckpoint(Callback):
+    """Save during training.
+
+    Args:
+        path: file to write (``.npz``), rewritten atomically.
+        monitor, mode: with ``save_best_only``, the metric that decides what "best" is.
+        save_best_only: write a plain model file only when ``monitor`` improves (the model
+            you would pick on the validation set); otherwise write a full checkpoint
+            (weights, optimizer and generator states, history) after every epoch, from
+            which ``scratchnn.saving.load_checkpoint`` continues training exactly.
+        prior_history: history of epochs run before a resume, kept in the checkpoint.
+    """
+
+    def __init__(self, path, monitor="val_accuracy", mode="auto", save_best_only=False, prior_history=None,
+                 info=None):
+        self.path = path
+        self.monitor = monitor
+        self.mode = ("max" if "acc" in monitor else "min") if mode == "auto" else mode
+        self.save_best_only = save_best_only
+        self.prior = {k: list(v) for k, v in (prior_history or {}).items()}
+        self.info = info or {}
+        self.best = None
+        self.best_epoch = None
+        if self.prior.get(monitor):  # resuming: the best so far is already on disk
+            self.best = (max if self.mode == "max" else min)(self.prior[monitor])
+
+    def history(self) -> dict:
+        h = {k: list(v) for k, v in self.prior.items()}
+        for k, v in self.model.history.history.items():
+            h.setdefault(k, []).extend(v)
+        return h
+
+    def on_epoch_end(self, epoch, logs):
+        from .saving import save_checkpoint, save_model
+
+        if not self.save_best_only:
+            save_checkpoint(self.model, self.path, epoch + 1, self.history(), self.info)
+            return
+        if self.monitor not in logs:
+            raise KeyError(f"ModelCheckpoint monitors {self.monitor!r} but the epoch logs hold {sorted(logs)}")
+        v = logs[self.monitor]
+        if self.best is None or (v > self.best if self.mode == "max" else v < self.best):
+            self.best, self.best_epoch = v, epoch
+            save_model(self.model, self.path, extra={"epoch": epoch + 1, self.monitor: v})

@@ -15,22 +15,13 @@ import numpy as np
 from . import losses as losses_mod
 from . import optimizers as optimizers_mod
 from . import regularizers as regularizers_mod
-from .backend import default_dtype
+from .backend import default_dtype, global_rng
 from .callbacks import CallbackList, History
 from .layers.base import Layer
 
 
 class TrainingDivergedError(FloatingPointError):
     """Raised by ``fit`` when the loss becomes NaN or infinite."""
-
-
-def _snake(name: str) -> str:
-    out = []
-    for i, ch in enumerate(name):
-        if ch.isupper() and i and (not name[i - 1].isupper() or (i + 1 < len(name) and name[i + 1].islower())):
-            out.append("_")
-        out.append(ch.lower())
-    return "".join(out)
 
 
 def check_finite(X, what="X"):
@@ -67,6 +58,7 @@ class Sequential:
         self.stop_training = False
         self.history = None
         self.input_shape = None
+        self.shuffle_rng = None  # created by the first fit (or fit(seed=...)); checkpoints save its state
         for layer in layers or []:
             self.add(layer)
 
@@ -75,7 +67,7 @@ class Sequential:
         if not isinstance(layer, Layer):
             raise TypeError(f"Sequential.add expects a Layer, received {type(layer).__name__}")
         if layer.name is None:
-            base = _snake(type(layer).__name__)
+            base = type(layer).__name__.lower()
             taken = {l.name for l in self.layers}
             i = 1
             while f"{base}_{i}" in taken:
@@ -192,7 +184,9 @@ class Sequential:
             shuffle: reshuffle the training set every epoch.
             verbose: 0 silent, 1 progress bar and a line per epoch, 2 a line per epoch.
             callbacks: list of ``scratchnn.callbacks.Callback``.
-            seed: seed of the shuffling generator (None: drawn from the global generator).
+            seed: seed of the shuffling generator. None keeps the generator of the previous
+                ``fit`` (or draws one from ``scratchnn.set_seed``'s global generator the first time).
+            initial_epoch: epoch to start at (to continue a run restored from a checkpoint).
 
         Returns:
             ``History`` with per-epoch ``loss``, ``accuracy``, ``val_loss``, ``val_accuracy``.
@@ -208,10 +202,10 @@ class Sequential:
             if len(validation_data) != 2:
                 raise ValueError("validation_data must be a tuple (X_val, y_val)")
             Xv, yv = self._prepare(*validation_data, what="validation X")
-        from .backend import global_rng
-
-        self._shuffle_rng = np.random.default_rng(seed if seed is not None else int(global_rng().integers(2**63)))
+        if seed is not None or self.shuffle_rng is None:
+            self.shuffle_rng = np.random.default_rng(seed if seed is not None else int(global_rng().integers(2**63)))
         history = History()
+        self.history = history
         cbs = CallbackList(callbacks, history, verbose=verbose, model=self)
         self.stop_training = False
         classify = isinstance(self.loss, losses_mod.SoftmaxCrossEntropy) or (y.ndim == 2 and y.shape[1] > 1)
@@ -221,7 +215,7 @@ class Sequential:
             self.optimizer.set_epoch(epoch)
             cbs.on_epoch_begin(epoch)
             t0 = time.perf_counter()
-            order = self._shuffle_rng.permutation(n) if shuffle else np.arange(n)
+            order = self.shuffle_rng.permutation(n) if shuffle else np.arange(n)
             total_loss = 0.0
             correct = 0
             for b in range(steps):

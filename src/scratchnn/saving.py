@@ -129,3 +129,66 @@ def load(path):
     """
     arch, arrays = read_npz(path)
     return build_model(arch, arrays, path)
+
+
+# -- checkpoints: model + optimizer state + RNG states + history ---------------------------
+def _rng_states(model) -> dict:
+    states = {"layers": {l.name: l.rng.bit_generator.state for l in model.layers if hasattr(l, "rng")}}
+    if model.shuffle_rng is not None:
+        states["shuffle"] = model.shuffle_rng.bit_generator.state
+    return states
+
+
+def _set_rng_states(model, states: dict) -> None:
+    for l in model.layers:
+        if l.name in states.get("layers", {}):
+            l.rng.bit_generator.state = states["layers"][l.name]
+    if "shuffle" in states:
+        model.shuffle_rng = np.random.default_rng()
+        model.shuffle_rng.bit_generator.state = states["shuffle"]
+
+
+def _serialize_optimizer(opt) -> dict:
+    sched = opt.schedule
+    return {"class": type(opt).__name__, "config": opt.get_config(),
+            "schedule": None if sched is None else {"class": type(sched).__name__, "config": sched.get_config()}}
+
+
+def _deserialize_optimizer(spec: dict):
+    from . import optimizers, schedules
+
+    cls = getattr(optimizers, spec["class"], None)
+    if not (isinstance(cls, type) and issubclass(cls, optimizers.Optimizer)):
+        raise ModelFileError(f"checkpoint names unknown optimizer {spec['class']!r}")
+    config = dict(spec["config"])
+    if spec.get("schedule"):
+        config["lr"] = getattr(schedules, spec["schedule"]["class"])(**spec["schedule"]["config"])
+    return cls(**config)
+
+
+def save_checkpoint(model, path, epoch: int, history: dict | None = None, info: dict | None = None) -> None:
+    """Save everything needed to continue training exactly: weights, optimizer state,
+    random generator states, the epoch reached and the history so far (atomically)."""
+    if model.optimizer is None:
+        raise RuntimeError("save_checkpoint: the model is not compiled (no optimizer state to save)")
+    extra = {"checkpoint": {"epoch": int(epoch), "history": history or {},
+                            "optimizer": _serialize_optimizer(model.optimizer),
+                            "rng": _rng_states(model), "info": info or {}}}
+    arrays = {f"optimizer/{k}": v for k, v in model.optimizer.state_dict().items()}
+    save_model(model, path, extra_arrays=arrays, extra=extra)
+
+
+def load_checkpoint(path):
+    """Return ``(model, checkpoint)``: a compiled model with optimizer and generator states
+    restored, and the dict with ``epoch``, ``history`` and ``info``. Continue with
+    ``model.fit(..., initial_epoch=checkpoint["epoch"])`` (and no new ``seed``)."""
+    arch, arrays = read_npz(path)
+    ck = arch.get("extra", {}).get("checkpoint")
+    if ck is None:
+        raise ModelFileError(f"{os.fspath(path)!r} is a model file, not a checkpoint (no optimizer state)")
+    model = build_model(arch, arrays, path)
+    model.optimizer = _deserialize_optimizer(ck["optimizer"])
+    model.optimizer.load_state_dict({k[len("optimizer/"):]: v for k, v in arrays.items()
+                                     if k.startswith("optimizer/")})
+    _set_rng_states(model, ck["rng"])
+    return model, ck
