@@ -139,13 +139,31 @@ def im2col(x, kernel_size, stride=1, padding=0, channels_last=False):
     kh, kw = pair(kernel_size)
     h, w = (x.shape[1:3] if channels_last else x.shape[2:4])
     pads = resolve_padding(padding, (h, w), (kh, kw), stride)
-    win = sliding_windows(pad_spatial(x, pads, 0.0, channels_last), (kh, kw), stride, channels_last)
+    x = pad_spatial(x, pads, 0.0, channels_last)
+    if channels_last and x.shape[3] == 1:
+        return _im2col_single_channel(x, (kh, kw), pair(stride))
+    win = sliding_windows(x, (kh, kw), stride, channels_last)
     if channels_last:
         win = win.transpose(0, 1, 2, 4, 5, 3)  # N, Ho, Wo, kh, kw, C
     else:
         win = win.transpose(0, 2, 3, 1, 4, 5)  # N, Ho, Wo, C, kh, kw
     n, ho, wo = win.shape[:3]
     return win.reshape(n * ho * wo, -1)
+
+
+def _im2col_single_channel(x, kernel, stride):
+    """im2col of an NHWC array with one channel (grey images): one strided copy per kernel
+    offset. Copying the 6-D window view directly moves only ``kw`` values per inner loop,
+    which is ~4x slower here; for C >= 3 the direct copy wins."""
+    xp = get_array_module(x)
+    (kh, kw), (sh, sw) = kernel, stride
+    n, hp, wp, _ = x.shape
+    ho, wo = (hp - kh) // sh + 1, (wp - kw) // sw + 1
+    cols = xp.empty((n, ho, wo, kh, kw), dtype=x.dtype)
+    for a in range(kh):
+        for b in range(kw):
+            cols[:, :, :, a, b] = x[:, a:a + sh * (ho - 1) + 1:sh, b:b + sw * (wo - 1) + 1:sw, 0]
+    return cols.reshape(n * ho * wo, kh * kw)
 
 
 def col2im(cols, x_shape, kernel_size, stride=1, padding=0, channels_last=False):
@@ -196,7 +214,8 @@ def logsumexp(x, axis=-1, keepdims=False):
     x = _float(x)
     m = xp.max(x, axis=axis, keepdims=True)
     m = xp.where(xp.isfinite(m), m, 0)
-    out = xp.log(xp.sum(xp.exp(x - m), axis=axis, keepdims=True)) + m
+    with np.errstate(divide="ignore"):  # log(0) = -inf for all -inf rows is the right answer
+        out = xp.log(xp.sum(xp.exp(x - m), axis=axis, keepdims=True)) + m
     return out if keepdims else xp.squeeze(out, axis=axis)
 
 

@@ -127,7 +127,7 @@ class Sequential:
         return self
 
     def _require_compiled(self, what):
-        if self.optimizer is None or self.loss is None:
+        if self.loss is None or (what == "fit" and self.optimizer is None):
             raise RuntimeError(f"call model.compile(optimizer=..., loss=...) before {what}()")
 
     # -- the passes -----------------------------------------------------------------

@@ -169,11 +169,17 @@ class MaxPool2D(_Pool2D):
         if not training:
             self._cache = None
             return y
-        # index of the first maximum in each window (row-major): scan the window positions
-        # last to first, so the earliest position that equals the max is written last
-        idx = xp.zeros(y.shape, dtype=np.int8 if ph * pw < 128 else np.int32)
-        for k in reversed(range(ph * pw)):
-            xp.copyto(idx, k, where=(views[k] == y))
+        # index of the first maximum of each window in row-major order (PyTorch's tie rule):
+        # scan the window positions in order and keep only hits in windows not yet resolved
+        itype = np.dtype(np.int8 if ph * pw < 128 else np.int32).type
+        idx = xp.zeros(y.shape, dtype=itype)
+        todo = xp.ones(y.shape, dtype=bool)
+        for k, v in enumerate(views):
+            hit = v == y
+            hit &= todo
+            todo ^= hit
+            if k:
+                idx += hit * itype(k)  # integer arithmetic: much faster than copyto(where=)
         self._cache = (idx, x.shape, pads, tiled, _is_channels_last(x))
         return y
 

@@ -1,0 +1,138 @@
+"""Named networks for ``scratchnn train --model NAME`` and model description files.
+
+A preset is a function ``(input_shape, n_classes) -> list of layers`` plus the
+training settings it was tuned with; command-line options override the settings.
+A model file (TOML or YAML) lists layers by class name with their arguments and may
+carry a ``[train]`` table of the same settings:
+
+.. code-block:: toml
+
+    [[layers]]
+    type = "Dense"
+    units = 100
+    [[layers]]
+    type = "ReLU"
+    [[layers]]
+    type = "Dense"
+    units = 10
+    [train]
+    optimizer = "sgd"
+    lr = 0.1
+    batch_size = 32
+"""
+from __future__ import annotations
+
+import os
+
+from .layers import (LAYERS, BatchNorm, BatchNorm2D, Conv2D, Dense, Dropout, Flatten, GlobalAvgPool2D, LeakyReLU,
+                     MaxPool2D, ReLU)
+
+
+def mlp(input_shape, n_classes):
+    """The classic 784-100-200-10 ReLU network."""
+    return [Flatten(), Dense(100, init="he_normal"), ReLU(), Dense(200, init="he_normal"), ReLU(),
+            Dense(n_classes)]
+
+
+def mlp_128_64(input_shape, n_classes):
+    """784-128-64-10 ReLU network."""
+    return [Flatten(), Dense(128, init="he_normal"), ReLU(), Dense(64, init="he_normal"), ReLU(), Dense(n_classes)]
+
+
+def fashion_mlp(input_shape, n_classes):
+    """One hidden layer of 64 leaky-ReLU units (the Fashion-MNIST classic)."""
+    return [Flatten(), Dense(64, init="he_normal"), LeakyReLU(0.01), Dense(n_classes)]
+
+
+def mlp_bn(input_shape, n_classes):
+    """Deeper MLP with batch normalization and dropout: 784-1024-1024-10."""
+    return [Flatten(),
+            Dense(1024, init="he_normal", use_bias=False), BatchNorm(), ReLU(), Dropout(0.3),
+            Dense(1024, init="he_normal", use_bias=False), BatchNorm(), ReLU(), Dropout(0.3),
+            Dense(n_classes)]
+
+
+def cnn(input_shape, n_classes):
+    """Conv(32,3x3,same)-ReLU-MaxPool2-Conv(64,3x3,same)-ReLU-MaxPool2-Dense(128)-ReLU-Dense(10)."""
+    return [Conv2D(32, 3, padding="same"), ReLU(), MaxPool2D(2),
+            Conv2D(64, 3, padding="same"), ReLU(), MaxPool2D(2),
+            Flatten(), Dense(128, init="he_normal"), ReLU(), Dropout(0.3), Dense(n_classes)]
+
+
+def cnn_bn(input_shape, n_classes):
+    """A deeper CNN with batch norm: 2x(conv-BN-ReLU) per stage, three stages, global average pooling."""
+    def stage(c):
+        return [Conv2D(c, 3, padding="same", use_bias=False), BatchNorm2D(), ReLU(),
+                Conv2D(c, 3, padding="same", use_bias=False), BatchNorm2D(), ReLU()]
+    return [*stage(32), MaxPool2D(2), *stage(64), MaxPool2D(2), *stage(128), GlobalAvgPool2D(),
+            Dropout(0.3), Dense(n_classes)]
+
+
+#: name -> (builder, training settings)
+PRESETS = {
+    "mlp": (mlp, {"optimizer": "sgd", "lr": 0.1, "batch_size": 32, "epochs": 30,
+                  "schedule": "step", "schedule_args": {"drop": 0.5, "every": 10}}),
+    "mlp-128-64": (mlp_128_64, {"optimizer": "sgd", "lr": 0.1, "batch_size": 32, "epochs": 30,
+                                "schedule": "step", "schedule_args": {"drop": 0.5, "every": 10}}),
+    "fashion-mlp": (fashion_mlp, {"optimizer": "adam", "lr": 0.001, "batch_size": 32, "epochs": 30,
+                                  "schedule": "cosine"}),
+    "mlp-bn": (mlp_bn, {"optimizer": "adam", "lr": 0.001, "batch_size": 128, "epochs": 40,
+                        "schedule": "cosine"}),
+    "cnn": (cnn, {"optimizer": "adam", "lr": 0.001, "batch_size": 64, "epochs": 12, "schedule": "cosine"}),
+    "cnn-bn": (cnn_bn, {"optimizer": "adam", "lr": 0.002, "batch_size": 64, "epochs": 15, "schedule": "cosine"}),
+}
+
+
+def _read_description(path) -> dict:
+    ext = os.path.splitext(path)[1].lower()
+    with open(path, "rb") as f:
+        if ext == ".toml":
+            try:
+                import tomllib
+            except ModuleNotFoundError:  # Python 3.10
+                import tomli as tomllib
+            return tomllib.load(f)
+        if ext in (".yaml", ".yml"):
+            try:
+                import yaml
+            except ModuleNotFoundError:
+                raise ImportError(f"reading {path} needs PyYAML: pip install pyyaml") from None
+            return yaml.safe_load(f) or {}
+    raise ValueError(f"model file {path!r}: use a .toml, .yaml or .yml file")
+
+
+def layers_from_description(desc: dict, n_classes: int | None = None, where="model file") -> list:
+    """Build layers from ``{"layers": [{"type": "Dense", "units": 100}, ...]}``.
+
+    ``units = "classes"`` in a layer is replaced by the data set's number of classes.
+    """
+    specs = desc.get("layers")
+    if not isinstance(specs, list) or not specs:
+        raise ValueError(f"{where}: expected a non-empty list 'layers' of layer tables")
+    layers = []
+    for i, spec in enumerate(specs):
+        spec = dict(spec)
+        kind = spec.pop("type", None)
+        cls = LAYERS.get(kind)
+        if cls is None or kind.startswith("_"):
+            valid = ", ".join(sorted(k for k in LAYERS if not k.startswith("_")))
+            raise ValueError(f"{where}: layer {i + 1} has unknown type {kind!r}; valid types: {valid}")
+        if spec.get("units") == "classes":
+            spec["units"] = n_classes
+        try:
+            layers.append(cls(**spec))
+        except TypeError as e:
+            raise ValueError(f"{where}: layer {i + 1} ({kind}): {e}") from None
+    return layers
+
+
+def resolve(name_or_path: str, input_shape, n_classes):
+    """Return ``(layers, training settings)`` for a preset name or a TOML/YAML model file."""
+    if name_or_path in PRESETS:
+        build, settings = PRESETS[name_or_path]
+        return build(input_shape, n_classes), dict(settings)
+    if os.path.exists(name_or_path):
+        desc = _read_description(name_or_path)
+        return layers_from_description(desc, n_classes, where=name_or_path), dict(desc.get("train", {}))
+    raise ValueError(f"unknown model {name_or_path!r}: give a preset ({', '.join(PRESETS)}) "
+                     "or the path of a .toml/.yaml model file")
