@@ -388,7 +388,13 @@ def make_runners(wl: Workload, names=CONTENDERS, seed: int = 0, quiet=False) -> 
 
 # =========================================================================== measuring
 def time_rounds(runners: dict, X, y, rounds: int) -> dict:
-    """Alternate the contenders epoch by epoch (rotating the order each round); all times."""
+    """Alternate the contenders epoch by epoch (rotating the order each round); all times.
+
+    A full ``gc.collect()`` precedes every epoch; ``gc.freeze()`` first moves the libraries'
+    import-time objects out of the collector's sight, so those collections stay cheap.
+    """
+    gc.collect()
+    gc.freeze()
     names = list(runners)
     times = {n: [] for n in names}
     loads = {n: [] for n in names}
@@ -398,7 +404,8 @@ def time_rounds(runners: dict, X, y, rounds: int) -> dict:
             gc.collect()
             s0 = common.cpu_snapshot()
             times[name].append(runners[name].train_epoch(X, y))
-            loads[name].append(common.foreign_load(s0, common.cpu_snapshot())["foreign_cores"])
+            s1 = common.cpu_snapshot()
+            loads[name].append({"foreign_cores": common.foreign_load(s0, s1)["foreign_cores"], "cpu_s": s1[2] - s0[2]})
     return times, loads
 
 
@@ -406,8 +413,11 @@ def summarize(times: list, samples: int, flops_per_sample: int, peak_gflops: flo
     best = min(times)
     scale = common.N_TRAIN / samples
     return {
-        "times_s": times, "best_s": best, "foreign_cores": loads,
-        "foreign_cores_best": loads[times.index(best)] if loads else None,
+        "times_s": times, "best_s": best,
+        # other processes' CPU use (cores) during each epoch, and this process's CPU seconds
+        "foreign_cores": [x["foreign_cores"] for x in loads] if loads else None,
+        "foreign_cores_best": loads[times.index(best)]["foreign_cores"] if loads else None,
+        "cpu_s": [x["cpu_s"] for x in loads] if loads else None,
         "median_s": statistics.median(times), "samples": samples,
         "epoch_s": best * scale, "extrapolated": samples != common.N_TRAIN,
         "gflops": flops_per_sample * samples / best / 1e9,
@@ -493,11 +503,13 @@ def default_width_samples(sizes, bs: int, quick: bool) -> int:
 
 def bench_scaling(data: dict, threads: int, rounds: int, batches=(1, 8, 32, 128, 512),
                   widths=(64, 128, 256, 512, 1024, 2048), width_batch: int = 512, contenders=("scratchnn", "torch"),
-                  quick: bool = False, memory: bool = True, samples=None, seed: int = 0) -> dict:
+                  quick: bool = False, memory: bool = True, samples=None, peak: dict | None = None,
+                  seed: int = 0) -> dict:
     """Time per epoch (and peak memory) vs batch size and vs hidden width, scratchnn vs torch."""
     res = {"threads": threads, "rounds": rounds, "batch": [], "width": []}
-    with common.threads(threads):
-        peak = common.gemm_peak()
+    if peak is None:
+        with common.threads(threads):
+            peak = common.gemm_peak()
     res["gemm_peak_gflops"] = peak["gflops"]
     points = [("batch", HEADLINE.with_(key=f"batch_{b}", batch=b, title=f"784-100-200-10 batch {b}"), b) for b in batches]
     points += [("width", HEADLINE.with_(key=f"width_{w}", hidden=(w, w), batch=width_batch,
@@ -536,8 +548,13 @@ def worker(spec: dict) -> dict:
     if name == "torch":
         import torch  # noqa: F401 - load before the baseline so its libraries are not counted
     import scratchnn  # noqa: F401
-    common.trim_heap()
     with common.threads(spec["threads"]):
+        # warm up the library on a toy problem so lazily loaded kernels are part of the baseline
+        toy = common.random_data(64, 0)
+        make_runners(wl.with_(hidden=(8,) * len(wl.hidden), batch=32), (name,))[name].train_epoch(
+            toy["X_train"], toy["y_train"])
+        del toy
+        common.trim_heap()
         rss0 = common.rss_bytes()
         if spec["data"] == "random":
             data = common.random_data(spec["n_train"], spec["n_val"])
@@ -619,7 +636,7 @@ def print_scaling(r: dict) -> None:
                                 "time/scratchnn"], rows))
 
 
-def plot_scaling(r: dict, out_dir: Path) -> list:
+def plot_scaling(r: dict, out_dir: Path, suffix: str = "") -> list:
     """``scaling_batch.png`` and ``scaling_width.png``: time/epoch, GFLOP/s and peak memory curves."""
     import matplotlib
 
@@ -651,7 +668,7 @@ def plot_scaling(r: dict, out_dir: Path) -> list:
         axes[0].set_yscale("log")
         fig.suptitle(f"scratchnn vs PyTorch, {r['threads']} thread(s)")
         fig.tight_layout()
-        path = out_dir / f"scaling_{axis}.png"
+        path = out_dir / f"scaling_{axis}{suffix}.png"
         fig.savefig(path, dpi=90)
         plt.close(fig)
         files.append(str(path))
@@ -671,6 +688,9 @@ def main(argv=None) -> dict:
                     help="comma-separated subset of: workloads, inference, scaling")
     ap.add_argument("--isolated", action="store_true",
                     help="also run the headline row with every contender in its own subprocess")
+    ap.add_argument("--scaling-threads", default=None,
+                    help="comma-separated thread counts for the scaling section (default: --threads); "
+                         "plots of other counts get a _<N>t suffix")
     ap.add_argument("--no-memory", action="store_true", help="skip the per-contender memory subprocesses")
     ap.add_argument("--max-wait", type=float, default=None,
                     help="before each section wait up to this many seconds for other processes to go quiet "
@@ -745,10 +765,18 @@ def main(argv=None) -> dict:
     json_path = Path(args.json)
     json_path.parent.mkdir(parents=True, exist_ok=True)
     if "scaling" in sections:
-        quiet("scaling")
-        out["scaling"] = bench_scaling(data, args.threads, 1 if args.quick else 3, quick=args.quick, memory=memory)
-        print_scaling(out["scaling"])
-        out["plots"] = plot_scaling(out["scaling"], json_path.parent)
+        scaling_threads = [int(t) for t in (args.scaling_threads or str(args.threads)).split(",")]
+        out["plots"] = []
+        for t in scaling_threads:
+            if str(t) not in out["gemm_peak"]:
+                with common.threads(t):
+                    out["gemm_peak"][str(t)] = common.gemm_peak()
+            quiet(f"scaling, {t} thread(s)")
+            r = bench_scaling(data, t, 1 if args.quick else 3, quick=args.quick, memory=memory,
+                              peak=out["gemm_peak"][str(t)])
+            out["scaling" if t == args.threads else f"scaling_{t}t"] = r
+            print_scaling(r)
+            out["plots"] += plot_scaling(r, json_path.parent, "" if t == args.threads else f"_{t}t")
         print("plots:", ", ".join(out["plots"]))
     out["total_s"] = time.perf_counter() - t_start
     json_path.write_text(json.dumps(out, indent=1, default=float))

@@ -144,12 +144,25 @@ def torch_or_none():
 
 @contextlib.contextmanager
 def threads(n: int, use_torch: bool = True):
-    """Limit NumPy's BLAS (threadpoolctl) and PyTorch's intra-op pool to ``n`` threads."""
-    from threadpoolctl import threadpool_limits
+    """Limit NumPy's BLAS (threadpoolctl) and PyTorch's intra-op pool to ``n`` threads.
 
+    Without threadpoolctl (``pip install threadpoolctl``) NumPy's BLAS keeps its own
+    thread count and a note says so once.
+    """
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        global _NOTED
+        if not _NOTED:
+            print("note: threadpoolctl not installed: NumPy's BLAS threads are not controlled "
+                  "(pip install threadpoolctl)", file=sys.stderr)
+            _NOTED = True
+        limits = contextlib.nullcontext()
+    else:
+        limits = threadpool_limits(limits=int(n), user_api="blas")
     torch = sys.modules.get("torch") if use_torch else None
     old = torch.get_num_threads() if torch is not None else None
-    with threadpool_limits(limits=int(n), user_api="blas"):
+    with limits:
         if torch is not None:
             torch.set_num_threads(int(n))
         try:
@@ -159,10 +172,15 @@ def threads(n: int, use_torch: bool = True):
                 torch.set_num_threads(old)
 
 
+_NOTED = False
+
+
 def blas_info() -> list[dict]:
     """threadpoolctl's view of the loaded BLAS/OpenMP libraries (kernel, version, threads)."""
-    from threadpoolctl import threadpool_info
-
+    try:
+        from threadpoolctl import threadpool_info
+    except ImportError:
+        return []
     keep = ("user_api", "internal_api", "prefix", "version", "num_threads", "threading_layer", "architecture",
             "filepath")
     return [{k: v for k, v in d.items() if k in keep} for d in threadpool_info()]

@@ -132,3 +132,23 @@ def test_mnist_small_run_with_plots(tmp_path):
     m = json.loads((tmp_path / "m" / "metrics.json").read_text())
     assert m["test"]["accuracy"] > 0.8
     assert {"first_layer_weights.png", "misclassified.png"} <= set(os.listdir(tmp_path / "m" / "plots"))
+
+
+def test_fashion_mnist_preset_code_path(tmp_path, monkeypatch):
+    """The Fashion-MNIST run works end to end on small files in its folder layout."""
+    from scratchnn.datasets import write_idx
+
+    rng = np.random.default_rng(0)
+    root = tmp_path / "data" / "fashion-mnist"
+    root.mkdir(parents=True)
+    for name, shape in [("train-images-idx3-ubyte", (300, 28, 28)), ("t10k-images-idx3-ubyte", (50, 28, 28))]:
+        write_idx(root / f"{name}.gz", rng.integers(0, 256, shape, dtype=np.uint8), gz=True)
+    for name, n in [("train-labels-idx1-ubyte", 300), ("t10k-labels-idx1-ubyte", 50)]:
+        write_idx(root / f"{name}.gz", rng.integers(0, 10, n, dtype=np.uint8), gz=True)
+    monkeypatch.setenv("SCRATCHNN_DATA_DIR", str(tmp_path / "data"))
+    code = cli.main(["train", "--dataset", "fashion-mnist", "--model", "fashion-mlp", "--epochs", "1",
+                     "--val-size", "50", "--out", str(tmp_path / "f"), "--quiet"])
+    assert code == 0
+    m = json.loads((tmp_path / "f" / "metrics.json").read_text())
+    assert m["test"] is not None and len(m["epochs"]["loss"]) == 1
+    assert json.loads((tmp_path / "f" / "config.json").read_text())["args"]["dataset"] == "fashion-mnist"

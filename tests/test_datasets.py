@@ -576,3 +576,19 @@ def test_train_val_split_stratified():
     np.testing.assert_array_equal(y[Xv], yv)
     (_, _), (_, yv2) = train_val_split(X, y, val_size=7, seed=0, stratify=True)
     assert len(yv2) == 7 and yv2.tolist().count(0) in (5, 6)
+
+
+def test_fashion_mnist_download_path(tmp_path, server, monkeypatch):
+    """Fashion-MNIST goes through the same mirror/checksum/cache path (only gz checksums are published)."""
+    from scratchnn.datasets import load_fashion_mnist
+
+    arrays = make_fake_set(tmp_path / "good", seed=3)
+    url, www = server
+    publish(tmp_path, www, "fashion")
+    monkeypatch.setattr(mnist, "FASHION_MNIST_GZ_MD5",
+                        {n: md5((tmp_path / "good" / f"{n}.gz").read_bytes()) for n in FILES})
+    monkeypatch.setenv("SCRATCHNN_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.delenv("SCRATCHNN_DATA_DIR", raising=False)
+    loaded = load_fashion_mnist(mirrors=[closed_port_url(), f"{url}/fashion/"], progress=False)
+    assert_matches(loaded, arrays)
+    assert sorted(p.name for p in (tmp_path / "cache" / "fashion-mnist").iterdir()) == sorted(f"{n}.gz" for n in FILES)

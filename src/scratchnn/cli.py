@@ -170,6 +170,17 @@ def write_plots(out, model, history, X, y, quiet=False):
         print(f"plots: {', '.join(os.path.relpath(p, out) for p in written)}")
 
 
+def metrics_writer(out, checkpoint):
+    """A callback rewriting metrics.json/.csv after every epoch (so a crash loses nothing)."""
+    from .callbacks import Callback
+
+    class MetricsWriter(Callback):
+        def on_epoch_end(self, epoch, logs):
+            write_metrics(out, checkpoint.history())
+
+    return MetricsWriter()
+
+
 # -- commands ----------------------------------------------------------------------------
 def cmd_train(args):
     from . import saving
@@ -220,7 +231,7 @@ def cmd_train(args):
     best = ModelCheckpoint(best_path, monitor="val_accuracy", save_best_only=True, prior_history=prior)
     try:
         model.fit(Xtr, ytr, epochs=settings["epochs"], batch_size=settings["batch_size"],
-                  validation_data=(Xval, yval), verbose=0 if args.quiet else 1, callbacks=[checkpoint, best],
+                  validation_data=(Xval, yval), verbose=0 if args.quiet else 1, callbacks=[checkpoint, best, metrics_writer(out, checkpoint)],
                   seed=None if resume else args.seed, initial_epoch=start)
     except KeyboardInterrupt:
         saving.save_model(model, os.path.join(out, "interrupted.npz"))

@@ -20,28 +20,36 @@ from pathlib import Path
 
 import numpy as np
 
+from .backend import as_numpy
+
 _DPI = 100
 _TILE = 1.1  # inches per image tile in grids
 
 
 # ----------------------------------------------------------------------------- shared helpers
 
-def _new_figure(figsize, constrained=False):
+def _new_figure(figsize):
     """A Figure bound to the Agg canvas; no pyplot, no GUI backend."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=figsize, dpi=_DPI, constrained_layout=constrained)
+    fig = Figure(figsize=figsize, dpi=_DPI)
     FigureCanvasAgg(fig)
     return fig
 
 
-def _save(fig, path) -> Path:
-    """Write ``fig`` as PNG to a temporary sibling, move it onto ``path``, release the figure."""
+def _save(fig, path, tight=False) -> Path:
+    """Write ``fig`` as PNG to a temporary sibling and move it onto ``path``.
+
+    ``tight`` runs one tight-layout pass first (a third of constrained layout's cost). The figure
+    is bound to no pyplot manager, so dropping it frees it: there is nothing else to close.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
+        if tight:
+            fig.tight_layout()
         fig.savefig(tmp, format="png", dpi=_DPI)
         os.replace(tmp, path)
     finally:
@@ -52,7 +60,7 @@ def _save(fig, path) -> Path:
 
 def _labels(a, name) -> np.ndarray:
     """Class ids of shape (N,) as int64; (N, K) scores or one-hot rows are reduced with argmax."""
-    a = np.asarray(a)
+    a = as_numpy(a)
     if a.ndim == 2 and a.shape[1] == 1:
         a = a[:, 0]
     elif a.ndim == 2:
@@ -79,8 +87,9 @@ def _paired_labels(y_true, y_pred):
     return t, p
 
 
-def _class_name(k, class_names):
-    return str(class_names[k]) if class_names is not None and k < len(class_names) else str(k)
+def _class_name(k, class_names, limit=None):
+    name = str(class_names[k]) if class_names is not None and k < len(class_names) else str(k)
+    return name if limit is None or len(name) <= limit else name[:limit - 1] + "\u2026"
 
 
 def _per_tile_unit_range(tiles):
@@ -110,20 +119,23 @@ def _tile_figure(tiles, ncols, titles=None, title_color="black", suptitle=None, 
     """
     import matplotlib
 
+    if max(tiles.shape[1:3]) < 24:
+        # blow small tiles (3x3 kernels) up by pixel repetition so gaps and title bands can be thin
+        k = math.ceil(24 / max(tiles.shape[1:3]))
+        tiles = tiles.repeat(k, axis=1).repeat(k, axis=2)
     n, h, w = tiles.shape[:3]
     ncols = max(1, min(int(ncols), n))
     scale = _TILE / max(h, w)  # inches per image pixel
     lines = max((str(t).count("\n") + 1 for t in titles), default=0) if titles is not None else 0
     pad = max(1, round(0.08 / scale))
-    title_px = math.ceil(lines * 0.15 / scale) if lines else 0
+    title_px = math.ceil((0.03 + lines * 0.15) / scale) if lines else 0
     canvas = _mosaic(tiles, ncols, pad, title_px, fill=1.0 if tiles.ndim == 4 else np.nan)
-    left, bottom = 0.1, 0.1
-    top = 0.45 if suptitle else 0.1
+    bottom, top = 0.1, 0.45 if suptitle else 0.1
     cbar = 0.9 if colorbar_label else 0.0
     ax_w, ax_h = canvas.shape[1] * scale, canvas.shape[0] * scale
-    width = max(left + ax_w + cbar + 0.1, 3.0)
+    width = max(ax_w + cbar + 0.2, 3.0)  # at least wide enough for a title
     height = bottom + ax_h + top
-    left = (width - cbar - ax_w) / 2 if width == 3.0 else left
+    left = (width - cbar - ax_w) / 2
     fig = _new_figure((width, height))
     ax = fig.add_axes([left / width, bottom / height, ax_w / width, ax_h / height])
     ax.set_axis_off()
@@ -145,30 +157,25 @@ def _tile_figure(tiles, ncols, titles=None, title_color="black", suptitle=None, 
 
 def _to_images(images, name="images"):
     """(N, H, W), (N, 1, H, W), (N, H, W, 1), (N, 3, H, W) or (N, H, W, 3) -> (N, H, W[, 3]), is_rgb."""
-    x = np.asarray(images)
-    expected = "(N, H, W), (N, 1, H, W), (N, 3, H, W) or (N, H, W, 3)"
-    if x.ndim == 4 and x.shape[-1] in (3, 4):
-        pass
-    elif x.ndim == 4 and x.shape[-1] == 1:
+    x = as_numpy(images)
+    if x.ndim == 4 and x.shape[-1] == 1:
         x = x[..., 0]
     elif x.ndim == 4 and x.shape[1] == 1:
         x = x[:, 0]
-    elif x.ndim == 4 and x.shape[1] == 3:
+    elif x.ndim == 4 and x.shape[1] == 3 and x.shape[-1] not in (3, 4):
         x = x.transpose(0, 2, 3, 1)
-    elif x.ndim != 3:
-        raise ValueError(f"{name} must have shape {expected}, received shape {x.shape}")
-    if x.ndim == 4 and x.shape[-1] in (3, 4):
-        if x.dtype != np.uint8:
-            # imshow needs RGB floats in [0, 1]: rescale each image that falls outside
-            x = x.astype(np.float64)
-            lo = x.min(axis=(1, 2, 3), keepdims=True)
-            hi = x.max(axis=(1, 2, 3), keepdims=True)
-            outside = (lo < 0) | (hi > 1)
-            x = np.where(outside, (x - lo) / np.maximum(hi - lo, 1e-12), x)
-        return x, True
-    if x.ndim != 3:
-        raise ValueError(f"{name} must have shape {expected}, received shape {np.shape(images)}")
-    return x, False
+    if x.ndim == 3:
+        return x, False
+    if x.ndim != 4 or x.shape[-1] not in (3, 4):
+        raise ValueError(f"{name} must have shape (N, H, W), (N, 1, H, W), (N, 3, H, W) or (N, H, W, 3), "
+                         f"received shape {np.shape(images)}")
+    if x.dtype != np.uint8:
+        # imshow needs RGB floats in [0, 1]: rescale each image that falls outside
+        x = x.astype(np.float64)
+        lo = x.min(axis=(1, 2, 3), keepdims=True)
+        hi = x.max(axis=(1, 2, 3), keepdims=True)
+        x = np.where((lo < 0) | (hi > 1), (x - lo) / np.maximum(hi - lo, 1e-12), x)
+    return x, True
 
 
 def _square_shape(features, name):
@@ -216,7 +223,7 @@ def plot_history(history, path, title=None) -> Path:
     if not panels:
         raise ValueError(f"history has no 'loss' or 'accuracy' curves (with or without 'val_'), "
                          f"keys are {sorted(h)}")
-    fig = _new_figure((5.0 * len(panels), 3.8), constrained=True)
+    fig = _new_figure((5.0 * len(panels), 3.8))
     axes = fig.subplots(1, len(panels), squeeze=False)[0]
     for ax, (key, label, best) in zip(axes, panels):
         for k, name, color in [(key, "train", "tab:blue"), ("val_" + key, "validation", "tab:orange")]:
@@ -238,7 +245,7 @@ def plot_history(history, path, title=None) -> Path:
         ax.legend(fontsize=8)
     if title:
         fig.suptitle(title)
-    return _save(fig, path)
+    return _save(fig, path, tight=True)
 
 
 def plot_scalar_curves(curves, path, xlabel, ylabel, title=None, logx=False, logy=False) -> Path:
@@ -256,7 +263,7 @@ def plot_scalar_curves(curves, path, xlabel, ylabel, title=None, logx=False, log
     """
     if not isinstance(curves, Mapping) or not curves:
         raise ValueError("curves must be a non-empty dict of name -> (x, y)")
-    fig = _new_figure((6.4, 4.2), constrained=True)
+    fig = _new_figure((6.4, 4.2))
     ax = fig.subplots()
     for name, xy in curves.items():
         if len(xy) != 2:
@@ -279,7 +286,7 @@ def plot_scalar_curves(curves, path, xlabel, ylabel, title=None, logx=False, log
         ax.set_title(title)
     ax.grid(True, which="both" if (logx or logy) else "major", alpha=0.3)
     ax.legend(fontsize=8)
-    return _save(fig, path)
+    return _save(fig, path, tight=True)
 
 
 # ----------------------------------------------------------------------------- classification
@@ -321,6 +328,8 @@ def plot_confusion_matrix(y_true, y_pred, path, class_names=None, normalize=Fals
         class_names: tick labels, one per class (also fixes the number of classes).
         normalize: show each row as fractions of that true class instead of counts.
 
+    Cells are annotated when there are at most 30 classes.
+
     Returns:
         ``path`` as a ``pathlib.Path``.
     """
@@ -332,17 +341,17 @@ def plot_confusion_matrix(y_true, y_pred, path, class_names=None, normalize=Fals
     shown = cm / np.maximum(cm.sum(axis=1, keepdims=True), 1) if normalize else cm
     names = [_class_name(k, class_names) for k in range(n)]
     side = min(max(4.5, 0.55 * n + 2.5), 16.0)
-    fig = _new_figure((side + 0.8, side), constrained=True)
+    fig = _new_figure((side + 0.8, side))
     ax = fig.subplots()
-    im = ax.imshow(shown, cmap="Blues", vmin=0, vmax=1 if normalize else max(int(cm.max()), 1))
+    vmax = 1 if normalize else max(int(cm.max()), 1)
+    im = ax.imshow(shown, cmap="Blues", vmin=0, vmax=vmax)
     fig.colorbar(im, ax=ax, shrink=0.8, label="fraction of true class" if normalize else "count")
     if n <= 30:
         fontsize = max(5, min(10, 150 // n))
-        threshold = shown.max() / 2
         for i, j in np.ndindex(n, n):
             text = f"{shown[i, j]:.2f}" if normalize else str(cm[i, j])
             ax.text(j, i, text, ha="center", va="center", fontsize=fontsize,
-                    color="white" if shown[i, j] > threshold else "black")
+                    color="white" if shown[i, j] > vmax / 2 else "black")
     long_names = max(len(s) for s in names) > 3
     ax.set_xticks(range(n), names, rotation=45 if long_names else 0, ha="right" if long_names else "center",
                   fontsize=8 if n > 15 else 10)
@@ -352,7 +361,7 @@ def plot_confusion_matrix(y_true, y_pred, path, class_names=None, normalize=Fals
     accuracy = np.trace(cm) / max(cm.sum(), 1)
     ax.set_title(f"Confusion matrix{' (row-normalized)' if normalize else ''} - "
                  f"accuracy {100 * accuracy:.2f}% of {cm.sum()}")
-    return _save(fig, path)
+    return _save(fig, path, tight=True)
 
 
 def plot_decision_boundary(predict_fn, X, y, path, title=None, resolution=200) -> Path:
@@ -364,7 +373,7 @@ def plot_decision_boundary(predict_fn, X, y, path, title=None, resolution=200) -
         X: points of shape (N, 2).
         y: class ids of shape (N,).
         path: where to write the PNG.
-        title: axis title.
+        title: axis title; default reports the accuracy of ``predict_fn`` on ``X``.
         resolution: grid points along each axis.
 
     Returns:
@@ -373,7 +382,7 @@ def plot_decision_boundary(predict_fn, X, y, path, title=None, resolution=200) -
     import matplotlib
     from matplotlib.lines import Line2D
 
-    X = np.asarray(X)
+    X = as_numpy(X)
     if X.ndim != 2 or X.shape[1] != 2 or len(X) == 0:
         raise ValueError(f"X must have shape (N, 2) with N > 0, received shape {X.shape}")
     y = _labels(y, "y")
@@ -398,7 +407,7 @@ def plot_decision_boundary(predict_fn, X, y, path, title=None, resolution=200) -
     else:
         colors = [tuple(c) for c in matplotlib.colormaps["hsv"](np.linspace(0, 1, n, endpoint=False))]
     colors_arr = np.asarray(colors)
-    fig = _new_figure((6.0, 5.2), constrained=True)
+    fig = _new_figure((6.0, 5.2))
     ax = fig.subplots()
     ax.contourf(xx, yy, Z.reshape(xx.shape), levels=np.arange(n + 1) - 0.5, colors=colors, alpha=0.3)
     ax.scatter(X[:, 0], X[:, 1], c=colors_arr[y], s=float(np.clip(3000 / len(X), 4, 30)),
@@ -407,11 +416,13 @@ def plot_decision_boundary(predict_fn, X, y, path, title=None, resolution=200) -
         handles = [Line2D([], [], ls="", marker="o", color=colors[k], markeredgecolor="black", label=f"class {k}")
                    for k in range(n)]
         ax.legend(handles=handles, fontsize=8, loc="best")
-    ax.set_xlabel("$x_1$")
-    ax.set_ylabel("$x_2$")
-    accuracy = np.mean(_labels(predict_fn(X.astype(dtype)), "predict_fn output") == y)
-    ax.set_title(title or f"Decision boundary - training accuracy {100 * accuracy:.1f}%")
-    return _save(fig, path)
+    ax.set_xlabel("x\u2081")
+    ax.set_ylabel("x\u2082")
+    if title is None:
+        accuracy = np.mean(_labels(predict_fn(X.astype(dtype)), "predict_fn output") == y)
+        title = f"Decision boundary - accuracy {100 * accuracy:.1f}% on these {len(X)} points"
+    ax.set_title(title)
+    return _save(fig, path, tight=True)
 
 
 # ----------------------------------------------------------------------------- images
@@ -454,7 +465,7 @@ def plot_misclassified(X, y_true, y_pred, path, max_images=50, class_names=None,
     Returns:
         ``path`` as a ``pathlib.Path``. When every prediction is right, the PNG says so.
     """
-    X = np.asarray(X)
+    X = as_numpy(X)
     t, p = _paired_labels(y_true, y_pred)
     if len(X) != len(t):
         raise ValueError(f"X and y_true must have the same length, received {len(X)} and {len(t)}")
@@ -473,11 +484,10 @@ def plot_misclassified(X, y_true, y_pred, path, max_images=50, class_names=None,
                              f"has {X[0].size} (X shape {X.shape})")
         images = images.reshape((len(idx),) + shape)
     x, rgb = _to_images(images, "X")
-    titles = []
-    for k in idx:
-        pred, true = _class_name(p[k], class_names), _class_name(t[k], class_names)
-        sep = " / " if len(pred) + len(true) <= 11 else "\n"
-        titles.append(f"pred {pred}{sep}true {true}")
+    pairs = [(_class_name(p[k], class_names, 13), _class_name(t[k], class_names, 13)) for k in idx]
+    # one line fits a 1.1-inch tile up to ~19 characters; otherwise every title takes two
+    sep = " / " if max(len(a) + len(b) for a, b in pairs) <= 6 else "\n"
+    titles = [f"pred {pred}{sep}true {true}" for pred, true in pairs]
     tiles = x if rgb else _per_tile_unit_range(x.astype(np.float64))
     suptitle = f"Misclassified: {wrong.size} of {len(t)} ({100 * wrong.size / len(t):.2f}%), showing {len(idx)}"
     fig = _tile_figure(tiles, 10, titles, title_color="tab:red", suptitle=suptitle, vmin=0, vmax=1)
@@ -498,7 +508,7 @@ def plot_dense_weights(W, path, image_shape=(28, 28), max_units=64) -> Path:
     Returns:
         ``path`` as a ``pathlib.Path``.
     """
-    W = np.asarray(W)
+    W = as_numpy(W)
     shape = tuple(int(s) for s in image_shape)
     if W.ndim != 2:
         raise ValueError(f"W must have shape (in_features, units), received shape {W.shape}")
@@ -527,7 +537,7 @@ def plot_conv_filters(W, path, max_filters=64) -> Path:
     Returns:
         ``path`` as a ``pathlib.Path``.
     """
-    W = np.asarray(W)
+    W = as_numpy(W)
     if W.ndim != 4:
         raise ValueError(f"W must have shape (filters, in_channels, kh, kw), received shape {W.shape}")
     f, c = W.shape[:2]
@@ -570,7 +580,7 @@ def plot_feature_maps(maps_by_layer, path, max_channels=16) -> Path:
         if len(entry) != 2:
             raise ValueError(f"maps_by_layer entries must be (layer_name, array) pairs, received {entry!r:.80}")
         name, a = entry
-        a = np.asarray(a, dtype=np.float64)
+        a = as_numpy(a).astype(np.float64)
         if a.ndim == 4 and a.shape[0] == 1:
             a = a[0]
         elif a.ndim == 2:
@@ -615,6 +625,16 @@ def _is_number(v):
     return isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, (bool, np.bool_))
 
 
+def _numeric_params(runs, metric):
+    """Keys holding a number in every run that has them, not metric-like, varying if any vary."""
+    keys = dict.fromkeys(k for r in runs for k in r)
+    params = [k for k in keys if k != metric and k not in _METRIC_NAMES
+              and not str(k).startswith(("val_", "train_", "test_"))
+              and all(_is_number(r[k]) for r in runs if k in r)]
+    varying = [k for k in params if len({r[k] for r in runs if k in r}) > 1]
+    return varying or params
+
+
 def plot_hparam_scatter(results, path, metric="val_accuracy", params=None) -> Path:
     """Metric against each numeric hyperparameter, one panel per hyperparameter.
 
@@ -639,17 +659,12 @@ def plot_hparam_scatter(results, path, metric="val_accuracy", params=None) -> Pa
         raise ValueError(f"no run in results has a numeric {metric!r}; keys of the first run: "
                          f"{sorted(results[0]) if results else []}")
     if params is None:
-        keys = dict.fromkeys(k for r in runs for k in r)
-        params = [k for k in keys if k != metric and k not in _METRIC_NAMES
-                  and not k.startswith(("val_", "train_", "test_"))
-                  and all(_is_number(r[k]) for r in runs if k in r)]
-        varying = [k for k in params if len({r[k] for r in runs if k in r}) > 1]
-        params = varying or params
+        params = _numeric_params(runs, metric)
     if not params:
         raise ValueError(f"results have no numeric hyperparameters to plot against {metric!r}")
     ncols = min(3, len(params))
     nrows = math.ceil(len(params) / ncols)
-    fig = _new_figure((4.2 * ncols, 3.4 * nrows), constrained=True)
+    fig = _new_figure((4.2 * ncols, 3.4 * nrows))
     axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
     for ax in axes[len(params):]:
         ax.set_axis_off()
@@ -672,7 +687,7 @@ def plot_hparam_scatter(results, path, metric="val_accuracy", params=None) -> Pa
         ax.set_ylabel(metric)
         ax.grid(True, alpha=0.3)
     fig.suptitle(f"{metric} over {len(runs)} runs")
-    return _save(fig, path)
+    return _save(fig, path, tight=True)
 
 
 __all__ = ["confusion_matrix", "plot_history", "plot_confusion_matrix", "plot_image_grid", "plot_misclassified",
