@@ -68,3 +68,33 @@ def test_errors():
         bn.forward(np.zeros((2, 4)))
     with pytest.raises(ValueError, match="momentum"):
         BatchNorm(momentum=1.5)
+
+
+def test_standardize_adapt_forward_and_gradcheck(rng):
+    from scratchnn.layers import Standardize
+
+    X = rng.normal(5.0, 3.0, (500, 4))
+    layer = Standardize(eps=0.0).adapt(X)
+    y = layer.forward(X.astype(np.float32))
+    assert y.dtype == np.float32  # statistics are kept in the default training dtype
+    np.testing.assert_allclose(y.mean(0), 0, atol=1e-6)
+    np.testing.assert_allclose(y.std(0), 1, atol=1e-6)
+    assert layer.params == {} and set(layer.buffers) == {"mean", "std"}
+    assert check_layer(layer, rng.standard_normal((3, 4))).passed
+    g = Standardize(axis="global").adapt(np.arange(12.0).reshape(3, 4))
+    assert g.buffers["mean"].shape == () and float(g.buffers["mean"]) == 5.5
+
+
+def test_standardize_saved_with_the_model(rng, tmp_path):
+    import scratchnn
+    from scratchnn import Sequential
+    from scratchnn.layers import Dense, Standardize
+
+    X = rng.normal(100, 20, (50, 3)).astype(np.float32)
+    m = Sequential([Standardize().adapt(X), Dense(2)])
+    m.compile("sgd", "cross_entropy")
+    m.build((3,))
+    m.save(tmp_path / "m.npz")
+    np.testing.assert_array_equal(scratchnn.load(tmp_path / "m.npz").predict(X), m.predict(X))
+    with pytest.raises(ValueError, match="Standardize.*per-sample shape \\(3,\\)"):
+        m.layers[0].forward(np.zeros((2, 4), np.float32))

@@ -93,8 +93,21 @@ def build(args, input_shape, n_classes, settings):
     return model
 
 
+def add_standardize(model, X, mode):
+    """Put a ``Standardize`` layer adapted on the training inputs in front of ``model``."""
+    from .layers import Standardize
+    from .model import Sequential
+
+    front = Standardize(axis="global" if mode == "global" else None, name="standardize")
+    front.adapt(X)
+    new = Sequential([front, *model.layers], name=model.name, dtype=model.dtype)
+    new.optimizer, new.loss = model.optimizer, model.loss
+    new.build(X.shape[1:])
+    return new
+
+
 SETTING_KEYS = ("optimizer", "lr", "momentum", "schedule", "schedule_args", "epochs", "batch_size",
-                "l1", "l2", "max_norm")
+                "l1", "l2", "max_norm", "standardize")
 
 
 def parse_kv(text: str | None) -> dict:
@@ -218,6 +231,8 @@ def cmd_train(args):
         _, defaults = resolve(args.model, Xtr.shape[1:], n_classes)
         settings = settings_from(args, defaults)
         model = build(args, Xtr.shape[1:], n_classes, settings)
+        if settings.get("standardize") not in (None, "none"):
+            model = add_standardize(model, Xtr, settings["standardize"])
         start, prior = 0, {}
         cfg = {"args": {k: v for k, v in vars(args).items() if k not in ("func", "out", "resume")},
                "settings": settings, "n_classes": n_classes, "input_shape": list(Xtr.shape[1:]),
@@ -338,6 +353,9 @@ def make_parser():
     t.add_argument("--l2", type=float, help="L2 penalty on all weights")
     t.add_argument("--max-norm", type=float, help="max-norm constraint on every unit's weights")
     t.add_argument("--dropout", type=float, help="rate of the model's Dropout layers")
+    t.add_argument("--standardize", choices=["feature", "global", "none"],
+                   help="zero-center and scale inputs with training-set statistics, per input element "
+                        "(feature) or with one mean/std (global); kept in the model file")
     t.add_argument("--val-size", type=float, default=5000, help="validation samples (or fraction) held out of "
                                                                 "the training set (default 5000)")
     t.add_argument("--limit", type=int, help="use only the first N training samples (quick tries)")

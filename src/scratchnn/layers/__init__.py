@@ -3,10 +3,10 @@ from .activations import ELU, LeakyReLU, Maxout, ReLU, Sigmoid, Softmax, Tanh
 from .base import LAYERS, Layer
 from .dense import Dense
 from .dropout import Dropout
-from .normalization import BatchNorm, BatchNorm2D
+from .normalization import BatchNorm, BatchNorm2D, Standardize
 
 __all__ = ["Layer", "LAYERS", "Dense", "ReLU", "LeakyReLU", "Sigmoid", "Tanh", "ELU", "Softmax", "Maxout",
-           "Dropout", "BatchNorm", "BatchNorm2D"]
+           "Dropout", "BatchNorm", "BatchNorm2D", "Standardize"]
 from .conv import Conv2D
 from .pooling import AvgPool2D, GlobalAvgPool2D, MaxPool2D
 from .reshape import Flatten, Reshape

@@ -120,7 +120,7 @@ class Layer:
 
     @property
     def dtype(self):
-        for v in self.params.values():
+        for v in (*self.params.values(), *self.buffers.values()):
             return v.dtype
         return None
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..backend import get_array_module
+from ..backend import default_dtype, get_array_module
 from .base import Layer
 
 
@@ -102,3 +102,55 @@ class BatchNorm2D(BatchNorm):
     """``BatchNorm`` for images ``(N, C, H, W)``: one mean/variance, gamma and beta per channel."""
 
     required_ndim = 4
+
+
+class Standardize(Layer):
+    """Fixed preprocessing: ``(x - mean) / std`` with statistics of the training set.
+
+    Call ``adapt(X_train)`` once (per-feature statistics over the batch axis, as Keras'
+    ``Normalization`` layer does); the statistics are buffers, saved with the model, so a
+    loaded model applies the same preprocessing to raw inputs. No trainable parameters.
+
+    Args:
+        eps: added to the standard deviation (constant features stay finite).
+        axis: ``None`` for one mean/std per input element, or ``"global"`` for one scalar pair.
+    """
+
+    def __init__(self, eps=1e-3, axis=None, name=None, trainable=True):
+        super().__init__(name=name, trainable=trainable)
+        if axis not in (None, "global"):
+            raise ValueError(f"Standardize: axis must be None or 'global', received {axis!r}")
+        self.eps = float(eps)
+        self.axis = axis
+
+    def build(self, input_shape, dtype):
+        shape = () if self.axis == "global" else tuple(input_shape)
+        if not self.buffers:
+            self.buffers = {"mean": np.zeros(shape, dtype=dtype), "std": np.ones(shape, dtype=dtype)}
+        super().build(input_shape, dtype)
+
+    def adapt(self, X) -> "Standardize":
+        """Compute the statistics from training data ``X`` (N, ...)."""
+        X = np.asarray(X, dtype=np.float64)  # accumulate in float64; store in the training dtype
+        if not self.built:
+            self.build(X.shape[1:], default_dtype())
+        mean = X.mean() if self.axis == "global" else X.mean(axis=0)
+        std = X.std() if self.axis == "global" else X.std(axis=0)
+        self.buffers["mean"][...] = mean
+        self.buffers["std"][...] = std + self.eps
+        return self
+
+    def forward(self, x, training=False):
+        self.ensure_built(x)
+        want = self.buffers["mean"].shape
+        if want and tuple(x.shape[1:]) != want:
+            raise ValueError(f"{self.label} expected inputs of per-sample shape {want}, received {tuple(x.shape)}")
+        self._cache = True if training else None
+        return (x - self.buffers["mean"]) / self.buffers["std"]
+
+    def backward(self, dy, need_input_grad=True):
+        self._require_cache()
+        return dy / self.buffers["std"] if need_input_grad else None
+
+    def get_config(self):
+        return {"eps": self.eps, "axis": self.axis, **super().get_config()}
