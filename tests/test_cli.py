@@ -134,17 +134,21 @@ def test_mnist_small_run_with_plots(tmp_path):
     assert {"first_layer_weights.png", "misclassified.png"} <= set(os.listdir(tmp_path / "m" / "plots"))
 
 
-def test_fashion_mnist_preset_code_path(tmp_path, monkeypatch):
-    """The Fashion-MNIST run works end to end on small files in its folder layout."""
+def fake_image_set(root, n_train=300, n_test=50, seed=0):
+    """Small random 28x28 IDX files in MNIST's layout under ``root``."""
     from scratchnn.datasets import write_idx
 
-    rng = np.random.default_rng(0)
-    root = tmp_path / "data" / "fashion-mnist"
+    rng = np.random.default_rng(seed)
     root.mkdir(parents=True)
-    for name, shape in [("train-images-idx3-ubyte", (300, 28, 28)), ("t10k-images-idx3-ubyte", (50, 28, 28))]:
+    for name, shape in [("train-images-idx3-ubyte", (n_train, 28, 28)), ("t10k-images-idx3-ubyte", (n_test, 28, 28))]:
         write_idx(root / f"{name}.gz", rng.integers(0, 256, shape, dtype=np.uint8), gz=True)
-    for name, n in [("train-labels-idx1-ubyte", 300), ("t10k-labels-idx1-ubyte", 50)]:
+    for name, n in [("train-labels-idx1-ubyte", n_train), ("t10k-labels-idx1-ubyte", n_test)]:
         write_idx(root / f"{name}.gz", rng.integers(0, 10, n, dtype=np.uint8), gz=True)
+
+
+def test_fashion_mnist_preset_code_path(tmp_path, monkeypatch):
+    """The Fashion-MNIST run works end to end on small files in its folder layout."""
+    fake_image_set(tmp_path / "data" / "fashion-mnist")
     monkeypatch.setenv("SCRATCHNN_DATA_DIR", str(tmp_path / "data"))
     code = cli.main(["train", "--dataset", "fashion-mnist", "--model", "fashion-mlp", "--epochs", "1",
                      "--val-size", "50", "--out", str(tmp_path / "f"), "--quiet"])
@@ -152,3 +156,16 @@ def test_fashion_mnist_preset_code_path(tmp_path, monkeypatch):
     m = json.loads((tmp_path / "f" / "metrics.json").read_text())
     assert m["test"] is not None and len(m["epochs"]["loss"]) == 1
     assert json.loads((tmp_path / "f" / "config.json").read_text())["args"]["dataset"] == "fashion-mnist"
+
+
+def test_cnn_run_plots_filters_and_feature_maps(tmp_path):
+    fake_image_set(tmp_path / "mnist", n_train=120, n_test=20)
+    desc = tmp_path / "cnn.yaml"
+    desc.write_text("layers:\n  - {type: Conv2D, filters: 4, kernel_size: 3, padding: same}\n  - {type: ReLU}\n"
+                    "  - {type: MaxPool2D, pool_size: 2}\n  - {type: Conv2D, filters: 6, kernel_size: 3}\n"
+                    "  - {type: ReLU}\n  - {type: GlobalAvgPool2D}\n  - {type: Dense, units: classes}\n"
+                    "train: {optimizer: adam, lr: 0.01, batch_size: 16}\n")
+    code = cli.main(["train", "--dataset", "mnist", "--data-dir", str(tmp_path / "mnist"), "--model", str(desc),
+                     "--epochs", "1", "--val-size", "20", "--out", str(tmp_path / "c"), "--quiet"])
+    assert code == 0
+    assert {"conv1_filters.png", "feature_maps.png", "misclassified.png"} <= set(os.listdir(tmp_path / "c" / "plots"))

@@ -34,3 +34,21 @@ def test_zeros():
 def test_unknown():
     with pytest.raises(ValueError, match="unknown initializer 'xavier'; valid names: .*xavier_normal"):
         initializers.get("xavier")
+
+
+def test_zeros_init_fails_to_break_symmetry():
+    """Why zeros is a teaching example: every hidden unit receives the same gradient forever."""
+    from scratchnn import Sequential
+    from scratchnn.datasets import load_spiral
+    from scratchnn.layers import Dense, Tanh
+    from scratchnn.optimizers import SGD
+
+    X, y = load_spiral(50, 3, seed=0)
+    model = Sequential([Dense(20, init="zeros"), Tanh(), Dense(3, init="zeros")])
+    model.compile(SGD(0.5), "cross_entropy")
+    hist = model.fit(X, y, epochs=30, batch_size=30, verbose=0)
+    W1 = model.layers[0].params["W"]
+    assert np.allclose(W1, W1[:, :1])  # all 20 hidden units are still the same unit
+    good = Sequential([Dense(20, init="xavier_normal"), Tanh(), Dense(3)])
+    good.compile(SGD(0.5), "cross_entropy")
+    assert good.fit(X, y, epochs=30, batch_size=30, verbose=0)["accuracy"][-1] > hist["accuracy"][-1] + 0.1
