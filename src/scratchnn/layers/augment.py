@@ -1,0 +1,68 @@
+"""Data augmentation layers: random transformations in training, identity at inference."""
+from __future__ import annotations
+
+import numpy as np
+
+from ..backend import global_rng
+from .base import Layer, check_positive_int
+
+
+class RandomShift(Layer):
+    """Shift each training image by a random whole number of pixels, filling with zeros.
+
+    Every sample gets its own vertical and horizontal shift, drawn uniformly from
+    ``[-max_shift, max_shift]``. Identity when ``training=False``, so a trained model
+    predicts on the images as they are. Like Keras' ``RandomTranslation``, it is
+    augmentation written as a parameter-free layer: put it first in the network.
+
+    Args:
+        max_shift: largest shift in pixels along each axis.
+        seed: seed of this layer's own generator (None: drawn from ``scratchnn.set_seed``'s).
+
+    Shape:
+        input and output ``(N, C, H, W)``.
+    """
+
+    def __init__(self, max_shift=2, seed=None, name=None, trainable=True):
+        super().__init__(name=name, trainable=trainable)
+        self.max_shift = check_positive_int("RandomShift", "max_shift", max_shift)
+        self.seed = seed
+        self.reseed(seed if seed is not None else int(global_rng().integers(2**63)))
+
+    def reseed(self, seed) -> None:
+        self.rng = np.random.default_rng(seed)
+
+    def _indices(self, n, h, w):
+        k = self.max_shift
+        off = self.rng.integers(0, 2 * k + 1, size=(2, n))  # offsets into the zero-padded image
+        rows = off[0][:, None] + np.arange(h)  # (N, H)
+        cols = off[1][:, None] + np.arange(w)  # (N, W)
+        return np.arange(n)[:, None, None], rows[:, :, None], cols[:, None, :]
+
+    def forward(self, x, training=False):
+        if not training:
+            self._cache = None
+            return x
+        if x.ndim != 4:
+            raise ValueError(f"{self.label} expects images (batch, channels, height, width), "
+                             f"received shape {tuple(x.shape)}")
+        k = self.max_shift
+        n, c, h, w = x.shape
+        padded = np.zeros((n, h + 2 * k, w + 2 * k, c), dtype=x.dtype)  # channels last for the gather
+        padded[:, k:k + h, k:k + w, :] = x.transpose(0, 2, 3, 1)
+        idx = self._indices(n, h, w)
+        self._cache = (idx, x.shape)
+        return padded[idx].transpose(0, 3, 1, 2)  # (N, H, W, C) -> (N, C, H, W)
+
+    def backward(self, dy, need_input_grad=True):
+        idx, (n, c, h, w) = self._require_cache()
+        if not need_input_grad:
+            return None
+        k = self.max_shift
+        # a shift moves each pixel to a distinct place, so scattering back is a plain assignment
+        dpad = np.zeros((n, h + 2 * k, w + 2 * k, c), dtype=dy.dtype)
+        dpad[idx] = dy.transpose(0, 2, 3, 1)
+        return np.ascontiguousarray(dpad[:, k:k + h, k:k + w, :].transpose(0, 3, 1, 2))
+
+    def get_config(self):
+        return {"max_shift": self.max_shift, "seed": self.seed, **super().get_config()}
