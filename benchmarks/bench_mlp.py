@@ -428,7 +428,11 @@ def summarize(times: list, samples: int, flops_per_sample: int, peak_gflops: flo
 def bench_workload(wl: Workload, data: dict, threads: int, rounds: int, contenders=CONTENDERS,
                    n_train: int | None = None, memory: bool = True, peak: dict | None = None,
                    seed: int = 0) -> dict:
-    """Time one workload: every contender, ``rounds`` alternating epochs, plus accuracy and memory."""
+    """Time one workload: every contender, ``rounds`` alternating epochs, plus accuracy and memory.
+
+    ``n_train`` trains on a subset (epoch times are then extrapolated to 50,000 samples);
+    the memory subprocesses still hold the whole data set, so peaks stay comparable.
+    """
     X, y = data["X_train"], data["y_train"]
     if n_train is not None:
         X, y = X[:n_train], y[:n_train]
@@ -452,13 +456,15 @@ def bench_workload(wl: Workload, data: dict, threads: int, rounds: int, contende
         base = c["scratchnn"]["best_s"]
         res["ratios"] = {f"{n}_over_scratchnn": c[n]["best_s"] / base for n in c if n != "scratchnn"}
     if memory:
-        budget = common.memory_budget_bytes(wl.sizes, wl.batch, len(X) + len(data["y_val"]), wl.optimizer,
+        n_data = len(data["X_train"])
+        budget = common.memory_budget_bytes(wl.sizes, wl.batch, n_data + len(data["y_val"]), wl.optimizer,
                                             wl.bn, bool(wl.dropout))
         res["memory_budget_mb"] = budget["budget"] / 2**20
         res["memory_parts_mb"] = {k: v / 2**20 for k, v in budget.items()}
         for name in runners:
             c[name]["memory"] = measure_in_subprocess(wl, name, threads, len(X), len(data["y_val"]), rounds=1,
-                                                      data="mnist" if data["source"] != "random" else "random")
+                                                      data="mnist" if data["source"] != "random" else "random",
+                                                      n_data=n_data)
     return res
 
 
@@ -530,10 +536,14 @@ def bench_scaling(data: dict, threads: int, rounds: int, batches=(1, 8, 32, 128,
 
 # =========================================================================== subprocess worker
 def measure_in_subprocess(wl: Workload, contender: str, threads: int, n_train: int, n_val: int, rounds: int = 1,
-                          data: str = "mnist", timeout: float = 900) -> dict:
-    """Run ``rounds`` epochs of one contender in a fresh interpreter: times and peak memory."""
+                          data: str = "mnist", n_data: int | None = None, timeout: float = 900) -> dict:
+    """Run ``rounds`` epochs of one contender in a fresh interpreter: times and peak memory.
+
+    The process holds ``n_data`` training rows (default ``n_train``) plus ``n_val`` validation
+    rows and trains on the first ``n_train``, so memory curves can keep the data set fixed.
+    """
     spec = {"workload": dataclasses.asdict(wl), "contender": contender, "threads": threads, "n_train": n_train,
-            "n_val": n_val, "rounds": rounds, "data": data}
+            "n_data": max(n_data or n_train, n_train), "n_val": n_val, "rounds": rounds, "data": data}
     proc = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--_worker", json.dumps(spec)],
                           capture_output=True, text=True, timeout=timeout)
     for line in proc.stdout.splitlines():
@@ -556,10 +566,11 @@ def worker(spec: dict) -> dict:
         del toy
         common.trim_heap()
         rss0 = common.rss_bytes()
+        n_data = spec.get("n_data", spec["n_train"])
         if spec["data"] == "random":
-            data = common.random_data(spec["n_train"], spec["n_val"])
+            data = common.random_data(n_data, spec["n_val"])
         else:
-            data = common.load_data(spec["n_train"], spec["n_val"])
+            data = common.load_data(n_data, spec["n_val"])
         X, y = data["X_train"][:spec["n_train"]], data["y_train"][:spec["n_train"]]
         runner = make_runners(wl, (name,))[name]
         common.trim_heap()
@@ -629,11 +640,12 @@ def print_scaling(r: dict) -> None:
             for name, s in p["contenders"].items():
                 mem = s.get("memory", {})
                 rows.append([p["value"], name, f"{s['samples']:,}", _f(s["epoch_s"]), _f(s["gflops"], ".2f"),
-                             _f(s["pct_peak"], ".1f"), _f(mem.get("peak_mb"), ".0f"),
+                             _f(s["pct_peak"], ".1f"), _f(mem.get("peak_mb"), ".0f"), _f(mem.get("train_extra_mb"), ".1f"),
                              _f(p.get("memory_budget_mb"), ".0f"),
-                             _f(p.get("ratios", {}).get(f"{name}_over_scratchnn"), ".2f")])
-        print(common.fmt_table([axis, "contender", "samples", "s/epoch", "GFLOP/s", "%peak", "peak MB", "budget MB",
-                                "time/scratchnn"], rows))
+                             _f(p.get("ratios", {}).get(f"{name}_over_scratchnn"), ".2f"),
+                             _f(s.get("foreign_cores_best"), ".2f")])
+        print(common.fmt_table([axis, "contender", "samples", "s/epoch", "GFLOP/s", "%peak", "peak MB", "train MB",
+                                "budget MB", "time/scratchnn", "busy"], rows))
 
 
 def plot_scaling(r: dict, out_dir: Path, suffix: str = "") -> list:
@@ -711,8 +723,18 @@ def main(argv=None) -> dict:
     print(f"data: {data['source']}: {len(data['X_train']):,} train / {len(data['X_val']):,} validation")
     n_train = 5000 if args.quick else None
     out = {"env": common.environment(), "args": vars(args), "data": data["source"], "rounds": rounds,
-           "gemm_peak": {}, "workloads": [], "isolated": []}
+           "gemm_peak": {}, "gemm_peak_runs": {}, "workloads": [], "isolated": []}
     head_threads = sorted({1, args.threads})
+
+    def peak_for(t):
+        """Re-measure the GEMM peak for ``t`` threads; keep the best ever seen (contention only lowers it)."""
+        with common.threads(t):
+            m = common.gemm_peak()
+        out["gemm_peak_runs"].setdefault(str(t), []).append(m["gflops"])
+        old = out["gemm_peak"].get(str(t))
+        if old is None or m["gflops"] > old["gflops"]:
+            out["gemm_peak"][str(t)] = m
+        return out["gemm_peak"][str(t)]
     max_wait = args.max_wait if args.max_wait is not None else (0.0 if args.quick else 60.0)
     out["waits"] = []
 
@@ -726,9 +748,8 @@ def main(argv=None) -> dict:
             print(f"note: machine still busy before {what} ({load['foreign_cores']:.2f} cores used by other "
                   f"processes after waiting {max_wait:.0f} s)", file=sys.stderr)
 
-    for t in sorted(set(head_threads) | {args.threads}):
-        with common.threads(t):
-            out["gemm_peak"][str(t)] = common.gemm_peak()
+    for t in head_threads:
+        peak_for(t)
         print(f"GEMM peak (float32 2048^3 matmul, {t} thread(s)): {out['gemm_peak'][str(t)]['gflops']:.1f} GFLOP/s")
     print("BLAS:", ", ".join(f"{b['internal_api']} {b.get('version')} {b.get('architecture', '')} "
                              f"({b['num_threads']} threads)" for b in out["env"]["blas"] if b["user_api"] == "blas"))
@@ -736,7 +757,7 @@ def main(argv=None) -> dict:
         for wl in WORKLOADS:
             for t in (head_threads if wl is HEADLINE else [args.threads]):
                 quiet(f"{wl.key}, {t} thread(s)")
-                r = bench_workload(wl, data, t, rounds, n_train=n_train, memory=memory, peak=out["gemm_peak"][str(t)])
+                r = bench_workload(wl, data, t, rounds, n_train=n_train, memory=memory, peak=peak_for(t))
                 out["workloads"].append(r)
                 print_workload(r)
                 if args.isolated and wl is HEADLINE:
@@ -768,12 +789,8 @@ def main(argv=None) -> dict:
         scaling_threads = [int(t) for t in (args.scaling_threads or str(args.threads)).split(",")]
         out["plots"] = []
         for t in scaling_threads:
-            if str(t) not in out["gemm_peak"]:
-                with common.threads(t):
-                    out["gemm_peak"][str(t)] = common.gemm_peak()
             quiet(f"scaling, {t} thread(s)")
-            r = bench_scaling(data, t, 1 if args.quick else 3, quick=args.quick, memory=memory,
-                              peak=out["gemm_peak"][str(t)])
+            r = bench_scaling(data, t, 1 if args.quick else 3, quick=args.quick, memory=memory, peak=peak_for(t))
             out["scaling" if t == args.threads else f"scaling_{t}t"] = r
             print_scaling(r)
             out["plots"] += plot_scaling(r, json_path.parent, "" if t == args.threads else f"_{t}t")

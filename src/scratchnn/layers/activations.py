@@ -3,10 +3,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import initializers, regularizers
-from ..backend import default_dtype, get_array_module, global_rng
+from ..backend import get_array_module
 from ..functional import sigmoid, softmax
 from .base import Layer, check_positive_int
+from .dense import Dense
 
 
 class ReLU(Layer):
@@ -117,8 +117,13 @@ class Softmax(Layer):
         return y * (dy - (dy * y).sum(axis=-1, keepdims=True))
 
 
-class Maxout(Layer):
+class Maxout(Dense):
     """Maxout unit layer (Goodfellow et al. 2013): ``y_j = max_k (x @ W[:, j, k] + b[j, k])``.
+
+    A ``Dense`` layer with ``units * pieces`` outputs followed by a maximum over each
+    unit's ``pieces`` consecutive outputs; the gradient goes to the winning piece. (As a
+    ``Dense``, its ``units`` attribute is the affine width ``units * pieces``;
+    ``maxout_units`` is the number of outputs.)
 
     Args:
         units: number of outputs.
@@ -131,68 +136,31 @@ class Maxout(Layer):
         ``params["b"]``: ``(units * pieces,)``.
     """
 
-    weight_keys = ("W",)
-
     def __init__(self, units, pieces=2, in_features=None, init="xavier_uniform", use_bias=True,
                  regularizer=None, constraint=None, name=None, trainable=True):
-        super().__init__(name=name, trainable=trainable)
-        self.units = check_positive_int("Maxout", "units", units)
         self.pieces = check_positive_int("Maxout", "pieces", pieces)
-        self.in_features = None if in_features is None else check_positive_int("Maxout", "in_features", in_features)
-        initializers.get(init)
-        self.init = init
-        self.use_bias = bool(use_bias)
-        self.regularizer = regularizers.get(regularizer)
-        self.constraint = regularizers.get(constraint)
-        if self.in_features is not None:
-            self.build((self.in_features,), default_dtype())
-
-    def build(self, input_shape, dtype):
-        if len(input_shape) != 1 or (self.in_features is not None and input_shape[0] != self.in_features):
-            expected = self.in_features if self.in_features is not None else "F"
-            raise ValueError(f"{self.label} expected input of shape (batch, {expected}), "
-                             f"received per-sample shape {tuple(input_shape)}")
-        self.in_features = int(input_shape[0])
-        width = self.units * self.pieces
-        W = initializers.get(self.init)((self.in_features, width), self.in_features, self.units, global_rng(), dtype)
-        self.params = {"W": np.ascontiguousarray(W, dtype=dtype)}
-        if self.use_bias:
-            self.params["b"] = np.zeros(width, dtype=dtype)
-        self.grads = {k: np.zeros_like(v) for k, v in self.params.items()}
-        super().build(input_shape, dtype)
+        self.maxout_units = check_positive_int("Maxout", "units", units)
+        super().__init__(self.maxout_units * self.pieces, in_features=in_features, init=init, use_bias=use_bias,
+                         regularizer=regularizer, constraint=constraint, name=name, trainable=trainable)
 
     def output_shape(self, input_shape):
-        return (self.units,)
+        return (self.maxout_units,)
 
     def forward(self, x, training=False):
-        self.ensure_built(x)
-        if x.ndim != 2 or x.shape[1] != self.in_features:
-            raise ValueError(f"{self.label} expected input with {self.in_features} features "
-                             f"(shape (batch, {self.in_features})), received shape {tuple(x.shape)}")
-        xp = get_array_module(x)
-        z = x @ self.params["W"]
-        if self.use_bias:
-            z += self.params["b"]
-        z = z.reshape(len(x), self.units, self.pieces)
-        idx = z.argmax(axis=2)  # first maximal piece wins ties
-        y = xp.take_along_axis(z, idx[..., None], axis=2)[..., 0]
-        self._cache = (x, idx) if training else None
-        return y
+        z = super().forward(x, training=training).reshape(len(x), self.maxout_units, self.pieces)
+        idx = z.argmax(axis=2)  # the first maximal piece wins ties
+        self._winners = idx if training else None
+        return get_array_module(z).take_along_axis(z, idx[..., None], axis=2)[..., 0]
 
     def backward(self, dy, need_input_grad=True):
-        x, idx = self._require_cache()
+        self._require_cache()
         xp = get_array_module(dy)
-        # route each output's gradient to the piece that won the max
-        dz = xp.zeros((len(dy), self.units, self.pieces), dtype=dy.dtype)
-        xp.put_along_axis(dz, idx[..., None], dy[..., None], axis=2)
-        dz = dz.reshape(len(dy), -1)
-        self.grads["W"][...] = x.T @ dz
-        if self.use_bias:
-            self.grads["b"][...] = dz.sum(axis=0)
-        return dz @ self.params["W"].T if need_input_grad else None
+        # route each output's gradient to the piece that won the max, then through the affine map
+        dz = xp.zeros((len(dy), self.maxout_units, self.pieces), dtype=dy.dtype)
+        xp.put_along_axis(dz, self._winners[..., None], dy[..., None], axis=2)
+        return super().backward(dz.reshape(len(dy), -1), need_input_grad)
 
     def get_config(self):
-        return {"units": self.units, "pieces": self.pieces, "in_features": self.in_features,
-                "init": self.init if isinstance(self.init, str) else "xavier_uniform",
-                "use_bias": self.use_bias, "regularizer": regularizers.serialize(self.regularizer),
-                "constraint": regularizers.serialize(self.constraint), **super().get_config()}
+        cfg = super().get_config()
+        cfg["units"] = self.maxout_units
+        return {**cfg, "pieces": self.pieces}
