@@ -47,6 +47,7 @@ class Optimizer:
         self.lr = _check(type(self).__name__, "lr", lr, lo_open=True)
         self.iterations = 0
         self.state: dict[str, dict] = {}
+        self._scratch: dict[str, object] = {}  # per-parameter work buffers (not saved)
 
     def set_epoch(self, epoch: int) -> None:
         """Update ``lr`` from the schedule, if any (``Sequential.fit`` calls this each epoch)."""
@@ -61,6 +62,13 @@ class Optimizer:
 
     def update(self, key, p, g) -> None:
         raise NotImplementedError
+
+    def _tmp(self, key, like):
+        """A reusable buffer shaped like the parameter, so updates allocate nothing per step."""
+        buf = self._scratch.get(key)
+        if buf is None or buf.shape != like.shape or buf.dtype != like.dtype:
+            buf = self._scratch[key] = get_array_module(like).empty_like(like)
+        return buf
 
     def _slot(self, key, name, like):
         st = self.state.setdefault(key, {})
@@ -110,17 +118,21 @@ class SGD(Optimizer):
             raise ValueError("SGD: nesterov=True needs momentum > 0")
 
     def update(self, key, p, g):
-        lr = p.dtype.type(self.lr)
+        t = p.dtype.type
+        tmp = self._tmp(key, p)
         if self.momentum == 0:
-            p -= lr * g
+            p -= np.multiply(g, t(self.lr), out=tmp)
             return
         v = self._slot(key, "velocity", p)
-        v *= p.dtype.type(self.momentum)
+        v *= t(self.momentum)
         v += g
-        if self.nesterov:
-            p -= lr * (g + p.dtype.type(self.momentum) * v)
+        if self.nesterov:  # p -= lr * (g + momentum * v)
+            np.multiply(v, t(self.momentum), out=tmp)
+            tmp += g
+            tmp *= t(self.lr)
         else:
-            p -= lr * v
+            np.multiply(v, t(self.lr), out=tmp)
+        p -= tmp
 
 
 class AdaGrad(Optimizer):
@@ -131,9 +143,15 @@ class AdaGrad(Optimizer):
         self.eps = _check("AdaGrad", "eps", eps, lo_open=True)
 
     def update(self, key, p, g):
+        t = p.dtype.type
         G = self._slot(key, "sum_sq", p)
-        G += g * g
-        p -= p.dtype.type(self.lr) * g / (np.sqrt(G) + p.dtype.type(self.eps))
+        tmp = self._tmp(key, p)
+        G += np.multiply(g, g, out=tmp)
+        np.sqrt(G, out=tmp)
+        tmp += t(self.eps)
+        np.divide(g, tmp, out=tmp)  # g / (sqrt(G) + eps)
+        tmp *= t(self.lr)
+        p -= tmp
 
 
 class RMSprop(Optimizer):
@@ -145,11 +163,18 @@ class RMSprop(Optimizer):
         self.eps = _check("RMSprop", "eps", eps, lo_open=True)
 
     def update(self, key, p, g):
-        E = self._slot(key, "mean_sq", p)
         t = p.dtype.type
+        E = self._slot(key, "mean_sq", p)
+        tmp = self._tmp(key, p)
         E *= t(self.rho)
-        E += t(1 - self.rho) * g * g
-        p -= t(self.lr) * g / (np.sqrt(E) + t(self.eps))
+        np.multiply(g, g, out=tmp)
+        tmp *= t(1 - self.rho)
+        E += tmp
+        np.sqrt(E, out=tmp)
+        tmp += t(self.eps)
+        np.divide(g, tmp, out=tmp)
+        tmp *= t(self.lr)
+        p -= tmp
 
 
 class Adam(Optimizer):
@@ -180,12 +205,19 @@ class Adam(Optimizer):
         t = p.dtype.type
         m = self._slot(key, "m", p)
         v = self._slot(key, "v", p)
+        tmp = self._tmp(key, p)
         m *= t(self.beta1)
-        m += t(1 - self.beta1) * g
+        m += np.multiply(g, t(1 - self.beta1), out=tmp)
         v *= t(self.beta2)
-        v += t(1 - self.beta2) * (g * g)
+        np.multiply(g, g, out=tmp)
+        tmp *= t(1 - self.beta2)
+        v += tmp
         self._decay(p)
-        p -= t(self._step_size) * m / (np.sqrt(v) + t(self._eps_t))
+        np.sqrt(v, out=tmp)
+        tmp += t(self._eps_t)
+        np.divide(m, tmp, out=tmp)  # m / (sqrt(v) + eps)
+        tmp *= t(self._step_size)
+        p -= tmp
 
     def _decay(self, p):
         pass
