@@ -55,48 +55,52 @@ class SoftmaxCrossEntropy(Loss):
     def __init__(self, check=True):
         self.check = check
 
-    def _probs(self, z):
-        xp = get_array_module(z)
-        shifted = z - z.max(axis=1, keepdims=True)
-        e = xp.exp(shifted)
-        s = e.sum(axis=1, keepdims=True)
-        return shifted, e, s
-
     def __call__(self, pred, target):
         z = pred
         if z.ndim != 2:
             raise ValueError(f"SoftmaxCrossEntropy expects logits of shape (batch, classes), received {tuple(z.shape)}")
         n, c = z.shape
         xp = get_array_module(z)
-        shifted, e, s = self._probs(z)
-        logs = xp.log(s)
         target = xp.asarray(target)
         if target.ndim == 1:
             if len(target) != n:
                 raise ValueError(f"SoftmaxCrossEntropy: {n} predictions but {len(target)} labels")
             y = check_labels(target, c) if self.check else target
-            rows = xp.arange(n)
-            value = float(xp.mean(logs[:, 0] - shifted[rows, y]))
-            grad = e
-            grad /= s
-            grad[rows, y] -= 1
+            rows = self._rows(n)
+            e = z - z.max(axis=1, keepdims=True)  # shifted logits, max 0: exp cannot overflow
+            zy = e[rows, y]
+            xp.exp(e, out=e)
+            s = e.sum(axis=1, keepdims=True)
+            value = float(xp.log(s).sum() - zy.sum()) / n  # mean of logsumexp(z) - z_y
+            e /= s  # softmax
+            e[rows, y] -= 1  # fused gradient (p - onehot(y)) / n
         else:
             if target.shape != z.shape:
                 raise ValueError(f"SoftmaxCrossEntropy: one-hot targets must have shape {tuple(z.shape)}, "
                                  f"received {tuple(target.shape)}")
-            value = float(xp.sum(target * (logs - shifted)) / n)
+            shifted = z - z.max(axis=1, keepdims=True)
+            e = xp.exp(shifted)
+            s = e.sum(axis=1, keepdims=True)
+            value = float(xp.sum(target * (xp.log(s) - shifted)) / n)
             # d/dz sum_k t_k (logsumexp(z) - z_k) = p * sum(t) - t  (= p - t for one-hot rows)
-            grad = (e / s) * target.sum(axis=1, keepdims=True) - target
-        grad /= z.dtype.type(n)
-        return value, grad.astype(z.dtype, copy=False)
+            e = (e / s) * target.sum(axis=1, keepdims=True) - target
+        e *= z.dtype.type(1.0 / n)
+        return value, e.astype(z.dtype, copy=False)
+
+    def _rows(self, n):
+        rows = getattr(self, "_row_index", None)
+        if rows is None or len(rows) < n:
+            rows = self._row_index = np.arange(max(n, 1))
+        return rows[:n]
 
     def value(self, pred, target):
-        shifted, _, s = self._probs(pred)
         target = np.asarray(target)
+        shifted = pred - pred.max(axis=1, keepdims=True)
+        logs = np.log(np.exp(shifted).sum(axis=1))
         if target.ndim == 1:
             y = check_labels(target, pred.shape[1]) if self.check else target
-            return float(np.mean(np.log(s[:, 0]) - shifted[np.arange(len(y)), y]))
-        return float(np.sum(target * (np.log(s) - shifted)) / len(pred))
+            return float(np.mean(logs - shifted[np.arange(len(y)), y]))
+        return float(np.sum(target * (logs[:, None] - shifted)) / len(pred))
 
 
 def _match_target(pred, target, where):

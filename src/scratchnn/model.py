@@ -27,7 +27,9 @@ class TrainingDivergedError(FloatingPointError):
 def check_finite(X, what="X"):
     """Raise a ValueError naming the first NaN/inf entry of ``X``."""
     X = np.asarray(X)
-    if X.dtype.kind in "fc" and not np.isfinite(X).all():
+    if X.dtype.kind not in "fc" or np.isfinite(np.sum(X, dtype=np.float64)):
+        return  # one pass, no copy; a non-finite sum (NaN/inf, or huge float64 values) is checked below
+    if not np.isfinite(X).all():
         bad = np.argwhere(~np.isfinite(X))[0]
         raise ValueError(f"{what} contains {X[tuple(bad)]} at index {tuple(int(i) for i in bad)}; "
                          "inputs must be finite (clean or impute the data first)")
@@ -58,6 +60,7 @@ class Sequential:
         self.stop_training = False
         self.history = None
         self.input_shape = None
+        self._plan = None  # set by fit for the duration of an epoch
         self.shuffle_rng = None  # created by the first fit (or fit(seed=...)); checkpoints save its state
         for layer in layers or []:
             self.add(layer)
@@ -210,60 +213,81 @@ class Sequential:
         self.stop_training = False
         classify = isinstance(self.loss, losses_mod.SoftmaxCrossEntropy) or (y.ndim == 2 and y.shape[1] > 1)
         steps = math.ceil(n / batch_size)
+        # one reusable buffer per batch: np.take gathers into it instead of allocating X[idx] each step
+        xbuf = np.empty((batch_size,) + X.shape[1:], dtype=X.dtype)
+        ybuf = np.empty((batch_size,) + y.shape[1:], dtype=y.dtype)
+        checked = getattr(self.loss, "check", None)
         cbs.on_train_begin({"epochs": epochs, "steps": steps, "samples": n, "initial_epoch": initial_epoch})
-        for epoch in range(initial_epoch, epochs):
-            self.optimizer.set_epoch(epoch)
-            cbs.on_epoch_begin(epoch)
-            t0 = time.perf_counter()
-            order = self.shuffle_rng.permutation(n) if shuffle else np.arange(n)
-            total_loss = 0.0
-            correct = 0
-            for b in range(steps):
-                idx = order[b * batch_size:(b + 1) * batch_size]
-                loss, hits = self.train_step(X[idx], y[idx], classify, epoch, b)
-                total_loss += loss * len(idx)
-                correct += hits
-                cbs.on_batch_end(b, loss, hits, len(idx))
-            logs = {"loss": total_loss / n}
-            if classify:
-                logs["accuracy"] = correct / n
-            if validation_data is not None:
-                logs.update({f"val_{k}": v for k, v in self._evaluate(Xv, yv).items()})
-            logs["time"] = time.perf_counter() - t0
-            cbs.on_epoch_end(epoch, logs)
-            if self.stop_training:
-                break
+        try:
+            if checked:
+                self.loss.check = False  # every label was validated once above
+            for epoch in range(initial_epoch, epochs):
+                self.optimizer.set_epoch(epoch)
+                cbs.on_epoch_begin(epoch)
+                self._plan = self._make_plan()  # once per epoch, so callbacks may (un)freeze layers
+                t0 = time.perf_counter()
+                order = self.shuffle_rng.permutation(n) if shuffle else np.arange(n)
+                total_loss = 0.0
+                correct = 0
+                for b in range(steps):
+                    idx = order[b * batch_size:(b + 1) * batch_size]
+                    m = len(idx)
+                    xb = np.take(X, idx, axis=0, out=xbuf[:m])
+                    yb = np.take(y, idx, axis=0, out=ybuf[:m])
+                    loss, hits = self.train_step(xb, yb, classify, epoch, b)
+                    total_loss += loss * m
+                    correct += hits
+                    cbs.on_batch_end(b, loss, hits, m)
+                logs = {"loss": total_loss / n}
+                if classify:
+                    logs["accuracy"] = correct / n
+                if validation_data is not None:
+                    logs.update({f"val_{k}": v for k, v in self._evaluate(Xv, yv).items()})
+                logs["time"] = time.perf_counter() - t0
+                cbs.on_epoch_end(epoch, logs)
+                if self.stop_training:
+                    break
+        finally:
+            self._plan = None
+            if checked:
+                self.loss.check = checked
         cbs.on_train_end()
-        self.history = history
         return history
+
+    def _make_plan(self):
+        """What one update touches: the trainable parameters and gradients (dicts keyed
+        ``"layer.key"``), and the layers with a penalty or a constraint."""
+        params, grads = {}, {}
+        for layer in self.layers:
+            if layer.trainable:
+                for k, p in layer.params.items():
+                    params[f"{layer.name}.{k}"] = p
+                    grads[f"{layer.name}.{k}"] = layer.grads[k]
+        trainable = [l for l in self.layers if l.trainable and l.params]
+        return (params, grads, [l for l in self.layers if l.regularizer is not None],
+                [l for l in trainable if l.regularizer is not None], [l for l in trainable if l.constraint is not None])
 
     def train_step(self, xb, yb, classify=True, epoch=0, batch=0):
         """One update on one mini-batch; returns ``(loss, number of correct predictions)``."""
+        params, grads, penalized, regularized, constrained = self._plan or self._make_plan()
         out = self.forward(xb, training=True)
         loss, dout = self.loss(out, yb)
-        penalty = self.penalty()
-        if not math.isfinite(loss + penalty):
+        for layer in penalized:
+            loss += layer.penalty()
+        if not math.isfinite(loss):
             raise TrainingDivergedError(
-                f"loss became {loss + penalty} at epoch {epoch + 1}, batch {batch + 1}; "
+                f"loss became {loss} at epoch {epoch + 1}, batch {batch + 1}; "
                 "training stopped (try a smaller learning rate, or check the inputs' scale)")
         self.backward(dout)
-        params, grads = {}, {}
-        for layer in self.layers:
-            if layer.trainable and layer.params:
-                layer.add_penalty_grads()
-                for k, p in layer.params.items():
-                    key = f"{layer.name}.{k}"
-                    params[key] = p
-                    grads[key] = layer.grads[k]
+        for layer in regularized:
+            layer.add_penalty_grads()
         self.optimizer.step(params, grads)
-        for layer in self.layers:
-            if layer.trainable:
-                layer.apply_constraint()
-        hits = 0
-        if classify:
-            truth = yb if yb.ndim == 1 else yb.argmax(axis=1)
-            hits = int(np.count_nonzero(out.argmax(axis=1) == truth))
-        return loss + penalty, hits
+        for layer in constrained:
+            layer.apply_constraint()
+        if not classify:
+            return loss, 0
+        truth = yb if yb.ndim == 1 else yb.argmax(axis=1)
+        return loss, int(np.count_nonzero(out.argmax(axis=1) == truth))
 
     # -- inference --------------------------------------------------------------------
     def _batches(self, X, batch_size):

@@ -119,9 +119,11 @@ class SGD(Optimizer):
 
     def update(self, key, p, g):
         t = p.dtype.type
-        tmp = self._tmp(key, p)
+        tmp = self._scratch.get(key)
+        if tmp is None or tmp.shape != p.shape or tmp.dtype != p.dtype:
+            tmp = self._tmp(key, p)
         if self.momentum == 0:
-            p -= np.multiply(g, t(self.lr), out=tmp)
+            np.subtract(p, np.multiply(g, t(self.lr), out=tmp), out=p)
             return
         v = self._slot(key, "velocity", p)
         v *= t(self.momentum)

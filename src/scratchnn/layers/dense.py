@@ -88,7 +88,7 @@ class Dense(Layer):
         # dL/dW = x^T dy ; dL/db = sum over the batch of dy ; dL/dx = dy W^T
         xp.matmul(x.T, dy, out=self.grads["W"])
         if self.use_bias:
-            xp.sum(dy, axis=0, out=self.grads["b"])
+            xp.add.reduce(dy, axis=0, out=self.grads["b"])
         if not need_input_grad:
             return None
         return xp.matmul(dy, self.params["W"].T)
