@@ -232,8 +232,8 @@ class Sequential:
                 for b in range(steps):
                     idx = order[b * batch_size:(b + 1) * batch_size]
                     m = len(idx)
-                    xb = np.take(X, idx, axis=0, out=xbuf[:m])
-                    yb = np.take(y, idx, axis=0, out=ybuf[:m])
+                    xb = np.take(X, idx, axis=0, out=xbuf[:m], mode="clip")  # "raise" would buffer
+                    yb = np.take(y, idx, axis=0, out=ybuf[:m], mode="clip")
                     loss, hits = self.train_step(xb, yb, classify, epoch, b)
                     total_loss += loss * m
                     correct += hits
