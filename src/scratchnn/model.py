@@ -160,9 +160,8 @@ class Sequential:
             raise ValueError(f"{what} must have a batch axis: expected shape (samples, ...), received {X.shape}")
         if X.dtype.kind not in "fiu" and X.dtype != np.bool_:
             raise TypeError(f"{what} must be numeric, received dtype {X.dtype}")
-        dtype = self.layers[0].dtype if self.layers and self.layers[0].dtype is not None else self.dtype
-        if X.dtype != dtype:
-            X = X.astype(dtype)
+        if X.dtype != self.dtype:  # build() keeps every layer in the model's dtype
+            X = X.astype(self.dtype)
         check_finite(X, what)
         if not self.built:
             self.build(X.shape[1:])
