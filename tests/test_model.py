@@ -193,3 +193,32 @@ def test_truncate_shares_layers(rng):
     X = rng.standard_normal((5, 4)).astype(np.float32)
     assert feat.predict_logits(X).shape == (5, 8)
     assert feat.layers[0] is m.layers[0]
+
+
+def test_backward_stops_below_the_first_trainable_layer(rng):
+    calls = []
+
+    class Spy(ReLU):
+        def backward(self, dy, need_input_grad=True):
+            calls.append(self.name)
+            return super().backward(dy, need_input_grad)
+
+    m = Sequential([Dense(8), Spy(name="low"), Dense(8), Spy(name="high"), Dense(3)])
+    m.compile(SGD(0.1), "cross_entropy")
+    X, y = rng.standard_normal((16, 4)), rng.integers(0, 3, 16)
+    m.fit(X, y, epochs=1, verbose=0)
+    assert calls.count("low") == calls.count("high") > 0
+    calls.clear()
+    m.layers[0].trainable = False  # a frozen base: nothing below the second Dense needs gradients
+    w0 = m.layers[0].params["W"].copy()
+    m.fit(X, y, epochs=1, verbose=0)
+    assert "low" not in calls and "high" in calls
+    np.testing.assert_array_equal(m.layers[0].params["W"], w0)
+
+
+def test_extract_features(rng):
+    m = mlp(8, out=3)
+    m.build((4,))
+    X = rng.standard_normal((5, 4)).astype(np.float32)
+    np.testing.assert_allclose(m.extract_features(X, n_drop=1), np.maximum(X @ m.layers[0].params["W"]
+                                                                        + m.layers[0].params["b"], 0), rtol=1e-6)

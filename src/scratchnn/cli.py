@@ -1,9 +1,11 @@
-"""The ``scratchnn`` command: ``train``, ``evaluate``, ``predict``.
+"""The ``scratchnn`` command: ``train``, ``evaluate``, ``predict``, ``search``, ``experiment``.
 
     scratchnn train --dataset mnist --model mlp --epochs 10 --out runs/mlp
     scratchnn train --resume runs/mlp           # continue an interrupted run exactly
     scratchnn evaluate runs/mlp/model.npz
     scratchnn predict runs/mlp/model.npz digit.png more.npy
+    scratchnn search examples/search_mnist.toml --out runs/search
+    scratchnn experiment init --out runs/init
 """
 from __future__ import annotations
 
@@ -329,6 +331,58 @@ def load_model_or_fail(path):
         raise CLIError(str(e)) from None
 
 
+def cmd_search(args):
+    from .search import load_search_config, random_search
+
+    try:
+        cfg = load_search_config(args.config)
+    except (ValueError, FileNotFoundError, ImportError) as e:
+        raise CLIError(str(e)) from None
+    base = cfg["base"]
+    if args.data_dir:
+        base["data_dir"] = args.data_dir
+    out = args.out or os.path.join("runs", f"search-{os.path.splitext(os.path.basename(args.config))[0]}")
+    if os.path.exists(os.path.join(out, "results.json")) and not args.resume:
+        raise CLIError(f"{out} already holds a search (results.json): pass --resume to continue it, "
+                       "or choose another --out")
+    n_trials = args.n_trials or cfg["n_trials"]
+    try:
+        result = random_search(cfg["space"], base, n_trials=n_trials, seed=cfg["seed"],
+                               executor=args.executor or cfg["executor"], n_workers=args.workers or cfg["n_workers"],
+                               scheduler=args.scheduler or cfg["scheduler"], out_dir=out, resume=True,
+                               verbose=not args.quiet)
+    except KeyboardInterrupt:
+        print(f"\ninterrupted: finished trials are saved in {out}/results.json; continue with: "
+              f"scratchnn search {args.config} --out {out} --resume", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except (ValueError, TypeError, ImportError) as e:
+        raise CLIError(str(e)) from None
+    if result.best is None:
+        print(f"all {len(result.trials)} trials failed; their errors are in {out}/results.csv", file=sys.stderr)
+        return 1
+    best = result.best
+    print(f"best val_accuracy {best['metrics']['val_accuracy']:.4f} (trial {best['trial']}) with "
+          f"{json.dumps(best['config'])}; {result.n_failed} of {len(result.trials)} trials failed; "
+          f"results in {out}")
+    return 0
+
+
+def cmd_experiment(args):
+    from .experiments import STUDIES, DataUnavailable, run_experiment
+
+    names = list(STUDIES) if args.name == "all" else [args.name]
+    root = args.out or os.path.join("runs", "experiments")
+    for name in names:
+        out = args.out if args.out and len(names) == 1 else os.path.join(root, name)
+        try:
+            result = run_experiment(name, out_dir=out, quick=args.quick, data_dir=args.data_dir, seed=args.seed,
+                                    verbose=not args.quiet)
+        except DataUnavailable as e:
+            raise CLIError(f"{e}; pass --data-dir, set $SCRATCHNN_DATA_DIR, or try --quick") from None
+        print(f"{name}: {', '.join(result.files)}")
+    return 0
+
+
 # -- parser ------------------------------------------------------------------------------
 def make_parser():
     from .presets import PRESETS
@@ -375,6 +429,30 @@ def make_parser():
     pr.add_argument("images", nargs="+")
     pr.add_argument("--invert", action="store_true", help="invert gray levels (dark digit on light paper)")
     pr.set_defaults(func=cmd_predict)
+    from .experiments import STUDIES
+    from .search import EXECUTORS
+
+    se = sub.add_parser("search", help="random hyperparameter search described by a TOML/YAML file")
+    se.add_argument("config", help="file with [base] training settings, a [space] of distributions, n_trials, "
+                                   "seed, executor, scheduler (see scratchnn.search.load_search_config)")
+    se.add_argument("--out", help="output folder (default runs/search-CONFIGNAME)")
+    se.add_argument("--resume", action="store_true", help="continue the search in --out, skipping finished trials")
+    se.add_argument("--n-trials", type=int, help="override the file's n_trials")
+    se.add_argument("--executor", choices=EXECUTORS, help="override the file's executor (default process)")
+    se.add_argument("--scheduler", help="Dask scheduler address for --executor dask, e.g. tcp://host:8786")
+    se.add_argument("--workers", type=int, help="parallel trials (default: the number of CPUs)")
+    se.add_argument("--data-dir", help="folder holding the data set's files")
+    se.add_argument("--quiet", action="store_true", help="no line per trial")
+    se.set_defaults(func=cmd_search)
+    ex = sub.add_parser("experiment", help="run a classic study and write its plot and table",
+                        description="Studies: " + "; ".join(f"{k}: {v[1]}" for k, v in STUDIES.items()))
+    ex.add_argument("name", choices=[*STUDIES, "all"])
+    ex.add_argument("--out", help="output folder (default runs/experiments/NAME)")
+    ex.add_argument("--quick", action="store_true", help="tiny data and budgets: seconds instead of minutes")
+    ex.add_argument("--data-dir", help="folder holding the MNIST files (else $SCRATCHNN_DATA_DIR or the cache)")
+    ex.add_argument("--seed", type=int, default=0)
+    ex.add_argument("--quiet", action="store_true", help="no progress lines")
+    ex.set_defaults(func=cmd_experiment)
     return p
 
 

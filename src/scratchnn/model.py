@@ -110,6 +110,10 @@ class Sequential:
             m.build(self.input_shape)
         return m
 
+    def extract_features(self, X, n_drop=1, batch_size=1000):
+        """Outputs of the network without its last ``n_drop`` layers (inference mode)."""
+        return self.truncate(n_drop).predict_logits(X, batch_size)
+
     # -- configuration --------------------------------------------------------------
     def compile(self, optimizer="adam", loss="softmax_cross_entropy", regularizer=None, constraint=None):
         """Set the optimizer and loss (objects or names).
@@ -140,11 +144,19 @@ class Sequential:
         return x
 
     def backward(self, dout, need_input_grad=False):
-        """Backpropagate ``dout`` through every layer; returns the input gradient if asked."""
+        """Backpropagate ``dout`` from the last layer; returns the input gradient if asked.
+
+        Without ``need_input_grad`` it stops at the first layer with trainable parameters,
+        which skips its input gradient: nothing below it needs one, so a frozen base
+        (transfer learning) costs no backward work at all.
+        """
         layers = self.layers
-        for layer in reversed(layers[1:]):
+        stop = 0
+        if not need_input_grad:
+            stop = next((i for i, l in enumerate(layers) if l.trainable and l.params), len(layers) - 1)
+        for layer in reversed(layers[stop + 1:]):
             dout = layer.backward(dout)
-        return layers[0].backward(dout, need_input_grad=need_input_grad)
+        return layers[stop].backward(dout, need_input_grad=need_input_grad)
 
     def penalty(self) -> float:
         return float(sum(layer.penalty() for layer in self.layers))

@@ -21,7 +21,9 @@ class Layer:
 
     Args:
         name: optional name; a ``Sequential`` gives unnamed layers unique names.
-        trainable: when False the optimizer leaves this layer's parameters alone.
+        trainable: when False the optimizer leaves this layer's parameters alone. A frozen
+            layer still behaves as in training when called with ``training=True``: a frozen
+            ``BatchNorm`` updates its running statistics and a frozen ``Dropout`` drops.
 
     Attributes:
         params: dict of parameter arrays (``{}`` for layers without parameters).

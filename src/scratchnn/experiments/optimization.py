@@ -1,0 +1,82 @@
+"""Optimizers on the same network, data, initial weights, batch order and budget.
+
+SGD, momentum, Nesterov momentum, AdaGrad, RMSprop and Adam each train the 784-128-64-10 ReLU
+network at four learning rates, half a decade apart; the curves show each optimizer
+at its best rate (chosen on validation accuracy), the last panel the sensitivity to the rate.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ._common import fit, last, smooth
+
+#: name -> (optimizer name for ``optimizers.get``, learning rates)
+GRID = {"SGD": ("sgd", (0.03, 0.1, 0.3, 1.0)), "momentum 0.9": ("momentum", (0.003, 0.01, 0.03, 0.1)),
+        "Nesterov 0.9": ("nesterov", (0.003, 0.01, 0.03, 0.1)), "AdaGrad": ("adagrad", (0.003, 0.01, 0.03, 0.1)),
+        "RMSprop": ("rmsprop", (3e-4, 1e-3, 3e-3, 1e-2)), "Adam": ("adam", (3e-4, 1e-3, 3e-3, 1e-2))}
+
+
+def _build(n_classes):
+    from ..layers import Dense, Flatten, ReLU
+    from ..model import Sequential
+
+    return Sequential([Flatten(), Dense(128, init="he_normal"), ReLU(), Dense(64, init="he_normal"), ReLU(),
+                       Dense(n_classes)])
+
+
+def run(ctx):
+    from .. import optimizers
+
+    q = ctx.quick
+    data = ctx.images(600 if q else 10000, 300 if q else 2000, allow_spiral=True).flat()
+    epochs, batch = (2, 32) if q else (5, 64)
+    ctx.log(f"{data.name}: {len(data.X)} training / {len(data.X_val)} validation samples; 784-128-64-10 ReLU, "
+            f"batch {batch}, {epochs} epochs, same initial weights and batch order for every run")
+    rows, runs = [], {}
+    for label, (name, lrs) in GRID.items():
+        for lr in (lrs[1:2] if q else lrs):
+            ctx.seed_all()
+            model = _build(data.n_classes)
+            model.compile(optimizer=optimizers.get(name, lr=lr), loss="softmax_cross_entropy")
+            h, losses, diverged = fit(model, data, epochs, batch, ctx.seed, batch_losses=True)
+            runs[(label, lr)] = (h, losses)
+            rows.append({"optimizer": label, "lr": lr, "final_train_loss": last(h, "loss"),
+                         "val_accuracy": last(h, "val_accuracy"), "epoch1_val_accuracy": h["val_accuracy"][0]
+                         if h.get("val_accuracy") else float("nan"), "diverged": diverged})
+            ctx.log(f"{label:13s} lr {lr:<7g} loss {rows[-1]['final_train_loss']:.4f} "
+                    f"val acc {rows[-1]['val_accuracy']:.4f}")
+    best = {}
+    for r in rows:
+        b = best.get(r["optimizer"])
+        if b is None or np.nan_to_num(r["val_accuracy"], nan=-1) > np.nan_to_num(b["val_accuracy"], nan=-1):
+            best[r["optimizer"]] = r
+    for r in rows:
+        r["best_lr_for_optimizer"] = best[r["optimizer"]] is r
+    _plot(ctx, rows, runs, best)
+    summary = [f"{k}: best lr {b['lr']:g} -> validation accuracy {b['val_accuracy']:.4f} after {epochs} epochs "
+               f"({b['epoch1_val_accuracy']:.4f} after 1), final training loss {b['final_train_loss']:.4f}"
+               for k, b in best.items()]
+    return ctx.finish(rows, summary, dataset=data.name, train_samples=len(data.X), val_samples=len(data.X_val),
+                      epochs=epochs, batch_size=batch, network="784-128-64-10 ReLU, He init")
+
+
+def _plot(ctx, rows, runs, best):
+    fig, ax = ctx.figure(1, 3)
+    for i, (label, b) in enumerate(best.items()):
+        h, losses = runs[(label, b["lr"])]
+        x, y = smooth(losses, max(1, len(losses) // 80))
+        ax[0, 0].plot(x, y, color=f"C{i}", label=f"{label} (lr {b['lr']:g})")
+        va = h.get("val_accuracy", [])
+        ax[0, 1].plot(np.arange(1, len(va) + 1), va, color=f"C{i}", marker="o", ms=3, label=label)
+        mine = [r for r in rows if r["optimizer"] == label]
+        ax[0, 2].plot([r["lr"] for r in mine], [r["val_accuracy"] for r in mine], color=f"C{i}", marker="o",
+                      label=label)
+    ax[0, 0].set(xlabel="iteration", ylabel="training loss (smoothed)", yscale="log",
+                 title="Training loss at each optimizer's best lr")
+    ax[0, 1].set(xlabel="epoch", ylabel="validation accuracy", title="Validation accuracy")
+    ax[0, 2].set(xlabel="learning rate", ylabel="final validation accuracy", xscale="log",
+                 title="Sensitivity to the learning rate")
+    for a in ax[0]:
+        a.grid(True, which="both", alpha=0.3)
+        a.legend(fontsize=7)
+    ctx.save_figure(fig, title="Optimizers: same network, data, initial weights and budget")
