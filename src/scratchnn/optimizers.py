@@ -4,6 +4,12 @@
 Per-parameter state (velocities, moment estimates) is created lazily with the
 parameter's shape and dtype and keyed by the parameter's name, so it can be saved
 in a checkpoint (``state_dict``) and restored (``load_state_dict``).
+
+The gradient arrays are the optimizer's scratch space: once a gradient has been used,
+``step`` overwrites it with intermediate values, so an update touches only the
+parameter, its gradient and its state, allocates nothing, and streams the least memory
+(the next ``backward`` refills the gradients). Copy ``layer.grads`` before ``step`` if
+you want to keep them.
 """
 from __future__ import annotations
 
@@ -47,7 +53,6 @@ class Optimizer:
         self.lr = _check(type(self).__name__, "lr", lr, lo_open=True)
         self.iterations = 0
         self.state: dict[str, dict] = {}
-        self._scratch: dict[str, object] = {}  # per-parameter work buffers (not saved)
 
     def set_epoch(self, epoch: int) -> None:
         """Update ``lr`` from the schedule, if any (``Sequential.fit`` calls this each epoch)."""
@@ -62,13 +67,6 @@ class Optimizer:
 
     def update(self, key, p, g) -> None:
         raise NotImplementedError
-
-    def _tmp(self, key, like):
-        """A reusable buffer shaped like the parameter, so updates allocate nothing per step."""
-        buf = self._scratch.get(key)
-        if buf is None or buf.shape != like.shape or buf.dtype != like.dtype:
-            buf = self._scratch[key] = get_array_module(like).empty_like(like)
-        return buf
 
     def _slot(self, key, name, like):
         st = self.state.setdefault(key, {})
@@ -119,22 +117,21 @@ class SGD(Optimizer):
 
     def update(self, key, p, g):
         t = p.dtype.type
-        tmp = self._scratch.get(key)
-        if tmp is None or tmp.shape != p.shape or tmp.dtype != p.dtype:
-            tmp = self._tmp(key, p)
         if self.momentum == 0:
-            np.subtract(p, np.multiply(g, t(self.lr), out=tmp), out=p)
+            g *= t(-self.lr)  # the gradient becomes the step: no temporary
+            p += g
             return
+        mu = t(self.momentum)
         v = self._slot(key, "velocity", p)
-        v *= t(self.momentum)
+        v *= mu
         v += g
-        if self.nesterov:  # p -= lr * (g + momentum * v)
-            np.multiply(v, t(self.momentum), out=tmp)
-            tmp += g
-            tmp *= t(self.lr)
-        else:
-            np.multiply(v, t(self.lr), out=tmp)
-        p -= tmp
+        if self.nesterov:  # p -= lr * (g + mu v), as lr mu (g / mu + v) without a temporary
+            g *= t(1 / self.momentum)
+            g += v
+            g *= t(-self.lr * self.momentum)
+        else:  # p -= lr v
+            np.multiply(v, t(-self.lr), out=g)
+        p += g
 
 
 class AdaGrad(Optimizer):
@@ -147,13 +144,10 @@ class AdaGrad(Optimizer):
     def update(self, key, p, g):
         t = p.dtype.type
         G = self._slot(key, "sum_sq", p)
-        tmp = self._tmp(key, p)
-        G += np.multiply(g, g, out=tmp)
-        np.sqrt(G, out=tmp)
-        tmp += t(self.eps)
-        np.divide(g, tmp, out=tmp)  # g / (sqrt(G) + eps)
-        tmp *= t(self.lr)
-        p -= tmp
+        G += g * g
+        np.divide(g, np.sqrt(G) + t(self.eps), out=g)
+        g *= t(-self.lr)
+        p += g
 
 
 class RMSprop(Optimizer):
@@ -167,16 +161,11 @@ class RMSprop(Optimizer):
     def update(self, key, p, g):
         t = p.dtype.type
         E = self._slot(key, "mean_sq", p)
-        tmp = self._tmp(key, p)
         E *= t(self.rho)
-        np.multiply(g, g, out=tmp)
-        tmp *= t(1 - self.rho)
-        E += tmp
-        np.sqrt(E, out=tmp)
-        tmp += t(self.eps)
-        np.divide(g, tmp, out=tmp)
-        tmp *= t(self.lr)
-        p -= tmp
+        E += t(1 - self.rho) * (g * g)
+        np.divide(g, np.sqrt(E) + t(self.eps), out=g)
+        g *= t(-self.lr)
+        p += g
 
 
 class Adam(Optimizer):
@@ -207,19 +196,20 @@ class Adam(Optimizer):
         t = p.dtype.type
         m = self._slot(key, "m", p)
         v = self._slot(key, "v", p)
-        tmp = self._tmp(key, p)
+        # b m + (1 - b) g == g + b (m - g): the moving averages need no temporary
+        m -= g
         m *= t(self.beta1)
-        m += np.multiply(g, t(1 - self.beta1), out=tmp)
+        m += g
+        g *= g
+        v -= g
         v *= t(self.beta2)
-        np.multiply(g, g, out=tmp)
-        tmp *= t(1 - self.beta2)
-        v += tmp
+        v += g
         self._decay(p)
-        np.sqrt(v, out=tmp)
-        tmp += t(self._eps_t)
-        np.divide(m, tmp, out=tmp)  # m / (sqrt(v) + eps)
-        tmp *= t(self._step_size)
-        p -= tmp
+        np.sqrt(v, out=g)  # g is free now: it holds the denominator, then the step
+        g += t(self._eps_t)
+        np.divide(m, g, out=g)
+        g *= t(-self._step_size)
+        p += g
 
     def _decay(self, p):
         pass
