@@ -125,6 +125,20 @@ class _Pool2D(Layer):
         (pt, _), (pl, _) = pads
         return dxpad[:, :, pt:pt + x_shape[2], pl:pl + x_shape[3]]
 
+    def _reduce_windows(self, x, ufunc):
+        """Reduce every window with the binary ``ufunc`` (maximum, add) over its ``ph * pw`` views.
+
+        Returns ``(x, pads, tiled, views, y)``: the validated input, its padding, whether the
+        windows tile it, the window views and the ``(N, C, Ho, Wo)`` result.
+        """
+        x, pads, (ho, wo) = self._prepare(x)
+        tiled = self._tiled(x.shape, pads)
+        views = self._window_views(x, pads, ho, wo, tiled)
+        y = views[0].copy()
+        for v in views[1:]:
+            ufunc(y, v, out=y)
+        return x, pads, tiled, views, y
+
     def _window_views(self, x, pads, ho, wo, tiled):
         return self._offsets(x if tiled else F.pad_spatial(x, pads, self.pad_value), ho, wo, tiled)
 
@@ -158,14 +172,9 @@ class MaxPool2D(_Pool2D):
     pad_value = -np.inf
 
     def forward(self, x, training=False):
-        x, pads, (ho, wo) = self._prepare(x)
         xp = get_array_module(x)
+        x, pads, tiled, views, y = self._reduce_windows(x, xp.maximum)
         (ph, pw) = self.pool_size
-        tiled = self._tiled(x.shape, pads)
-        views = self._window_views(x, pads, ho, wo, tiled)
-        y = views[0].copy()
-        for v in views[1:]:
-            xp.maximum(y, v, out=y)
         if not training:
             self._cache = None
             return y
@@ -212,14 +221,8 @@ class AvgPool2D(_Pool2D):
     """
 
     def forward(self, x, training=False):
-        x, pads, (ho, wo) = self._prepare(x)
-        xp = get_array_module(x)
+        x, pads, tiled, _, y = self._reduce_windows(x, get_array_module(x).add)
         (ph, pw) = self.pool_size
-        tiled = self._tiled(x.shape, pads)
-        views = self._window_views(x, pads, ho, wo, tiled)
-        y = views[0].copy()
-        for v in views[1:]:
-            xp.add(y, v, out=y)
         y *= 1.0 / (ph * pw)
         self._cache = (x.shape, pads, tiled, _is_channels_last(x)) if training else None
         return y
