@@ -222,3 +222,29 @@ def test_extract_features(rng):
     X = rng.standard_normal((5, 4)).astype(np.float32)
     np.testing.assert_allclose(m.extract_features(X, n_drop=1), np.maximum(X @ m.layers[0].params["W"]
                                                                         + m.layers[0].params["b"], 0), rtol=1e-6)
+
+
+def test_fit_streams_memory_mapped_uint8_data(tmp_path):
+    """A data set on disk is read batch by batch: never converted (or loaded) whole."""
+    import tracemalloc
+
+    from scratchnn.datasets import read_idx, write_idx
+    from scratchnn.layers import Flatten, Standardize
+
+    rng = np.random.default_rng(0)
+    n = 6000
+    y = rng.integers(0, 2, n)
+    images = rng.integers(0, 100, (n, 28, 28), dtype=np.uint8)
+    images[y == 1, 10:18, 10:18] = 255  # class 1 has a bright square
+    write_idx(tmp_path / "images", images)
+    X = read_idx(tmp_path / "images", mmap=True)
+    assert isinstance(X, np.memmap) and X.dtype == np.uint8
+    model = Sequential([Standardize(axis="global").adapt(X), Flatten(), Dense(16), ReLU(), Dense(2)])
+    model.compile(Adam(0.01), "cross_entropy")
+    tracemalloc.start()
+    hist = model.fit(X, y, epochs=1, batch_size=100, verbose=0, validation_data=(X[:200], y[:200]))
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 3_000_000  # batches and activations (~2.1 MB), never a float32 copy of the data (18.8 MB)
+    assert hist["val_accuracy"][-1] > 0.95
+    np.testing.assert_array_equal(model.predict_classes(X[:50]), model.predict_classes(np.asarray(X[:50])))

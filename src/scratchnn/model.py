@@ -167,13 +167,14 @@ class Sequential:
                 for k, v in l.params.items()}
 
     def _prepare(self, X, y=None, what="X"):
-        X = np.asarray(X)
+        on_disk = isinstance(X, np.memmap)
+        X = np.asanyarray(X)
         if X.ndim < 2:
             raise ValueError(f"{what} must have a batch axis: expected shape (samples, ...), received {X.shape}")
         if X.dtype.kind not in "fiu" and X.dtype != np.bool_:
             raise TypeError(f"{what} must be numeric, received dtype {X.dtype}")
-        if X.dtype != self.dtype:  # build() keeps every layer in the model's dtype
-            X = X.astype(self.dtype)
+        if X.dtype != self.dtype and not on_disk:  # build() keeps every layer in the model's dtype
+            X = X.astype(self.dtype)  # a memory-mapped file stays on disk: batches are cast one at a time
         check_finite(X, what)
         if not self.built:
             self.build(X.shape[1:])
@@ -225,7 +226,8 @@ class Sequential:
         classify = isinstance(self.loss, losses_mod.SoftmaxCrossEntropy) or (y.ndim == 2 and y.shape[1] > 1)
         steps = math.ceil(n / batch_size)
         # one reusable buffer per batch: np.take gathers into it instead of allocating X[idx] each step
-        xbuf = np.empty((batch_size,) + X.shape[1:], dtype=X.dtype)
+        cast = X.dtype != self.dtype
+        xbuf = np.empty((batch_size,) + X.shape[1:], dtype=self.dtype)
         ybuf = np.empty((batch_size,) + y.shape[1:], dtype=y.dtype)
         checked = getattr(self.loss, "check", None)
         cbs.on_train_begin({"epochs": epochs, "steps": steps, "samples": n, "initial_epoch": initial_epoch})
@@ -243,7 +245,11 @@ class Sequential:
                 for b in range(steps):
                     idx = order[b * batch_size:(b + 1) * batch_size]
                     m = len(idx)
-                    xb = np.take(X, idx, axis=0, out=xbuf[:m], mode="clip")  # "raise" would buffer
+                    if cast:  # memory-mapped data of another dtype: read and convert this batch only
+                        xbuf[:m] = X[idx]
+                        xb = xbuf[:m]
+                    else:
+                        xb = np.take(X, idx, axis=0, out=xbuf[:m], mode="clip")  # "raise" would buffer
                     yb = np.take(y, idx, axis=0, out=ybuf[:m], mode="clip")
                     loss, hits = self.train_step(xb, yb, classify, epoch, b)
                     total_loss += loss * m
@@ -303,7 +309,7 @@ class Sequential:
     # -- inference --------------------------------------------------------------------
     def _batches(self, X, batch_size):
         for i in range(0, len(X), batch_size):
-            yield self.forward(X[i:i + batch_size], training=False)
+            yield self.forward(np.asarray(X[i:i + batch_size], dtype=self.dtype), training=False)
 
     def _evaluate(self, X, y, batch_size=1000):
         total, correct = 0.0, 0

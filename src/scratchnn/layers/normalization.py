@@ -129,13 +129,26 @@ class Standardize(Layer):
             self.buffers = {"mean": np.zeros(shape, dtype=dtype), "std": np.ones(shape, dtype=dtype)}
         super().build(input_shape, dtype)
 
-    def adapt(self, X) -> "Standardize":
-        """Compute the statistics from training data ``X`` (N, ...)."""
-        X = np.asarray(X, dtype=np.float64)  # accumulate in float64; store in the training dtype
+    def adapt(self, X, chunk=8192) -> "Standardize":
+        """Compute the statistics from training data ``X`` (N, ...).
+
+        Reads ``X`` in chunks of ``chunk`` rows with float64 accumulators, so a memory-mapped
+        data set is never loaded (or converted) whole.
+        """
+        X = np.asanyarray(X)
         if not self.built:
             self.build(X.shape[1:], default_dtype())
-        mean = X.mean() if self.axis == "global" else X.mean(axis=0)
-        std = X.std() if self.axis == "global" else X.std(axis=0)
+        total = np.zeros(X.shape[1:], dtype=np.float64)
+        total_sq = np.zeros(X.shape[1:], dtype=np.float64)
+        for i in range(0, len(X), chunk):
+            block = np.asarray(X[i:i + chunk], dtype=np.float64)
+            total += block.sum(axis=0)
+            total_sq += np.square(block).sum(axis=0)
+        count = len(X)
+        if self.axis == "global":
+            total, total_sq, count = total.sum(), total_sq.sum(), count * max(total.size, 1)
+        mean = total / count
+        std = np.sqrt(np.maximum(total_sq / count - mean * mean, 0.0))
         self.buffers["mean"][...] = mean
         self.buffers["std"][...] = std + self.eps
         return self
