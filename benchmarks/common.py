@@ -356,6 +356,18 @@ def _git(*args) -> str | None:
         return None
 
 
+def src_hash() -> str:
+    """sha256 over the paths and contents of src/**/*.py (12 hex digits)."""
+    import hashlib
+
+    h = hashlib.sha256()
+    src = Path(__file__).resolve().parent.parent / "src"
+    for f in sorted(src.rglob("*.py")):
+        h.update(str(f.relative_to(src)).encode())
+        h.update(f.read_bytes())
+    return h.hexdigest()[:12]
+
+
 def environment(include_torch: bool = True) -> dict:
     """What ran: CPU, Python, NumPy + BLAS (kernel, version, threads), PyTorch, env vars, git."""
     import scratchnn
@@ -368,6 +380,7 @@ def environment(include_torch: bool = True) -> dict:
                                                     "OMP_NUM_THREADS", "MKL_NUM_THREADS")},
         "git_commit": _git("rev-parse", "HEAD"),
         "git_dirty": bool(_git("status", "--porcelain", "--untracked-files=no", "src")),
+        "src_sha256": src_hash(),  # identifies uncommitted src/ states (others edit src/ concurrently)
     }
     torch = torch_or_none() if include_torch else None
     if torch is not None:

@@ -21,7 +21,6 @@ import cProfile
 import io
 import json
 import pstats
-import sys
 import time
 from collections import defaultdict
 from pathlib import Path
