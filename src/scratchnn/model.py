@@ -334,6 +334,8 @@ class Sequential:
     def predict_logits(self, X, batch_size=1000):
         """Raw network outputs in inference mode."""
         X, _ = self._prepare(X)
+        if len(X) <= batch_size:  # one batch: no list, no concatenate copy
+            return self.forward(np.asarray(X, dtype=self.dtype), training=False)
         return np.concatenate(list(self._batches(X, batch_size)))
 
     def predict(self, X, batch_size=1000):
