@@ -100,6 +100,24 @@ def resolve_padding(padding, in_size, kernel, stride=1) -> tuple[tuple[int, int]
     return p
 
 
+def window_geometry(where, window, in_size, kernel, stride, padding):
+    """``(pads, (Ho, Wo))`` of a sliding window over a ``(H, W)`` input, shared by convolution and
+    pooling; raises a ValueError naming ``where`` (the layer) when the window cannot fit.
+
+    ``window`` names the window in the message ("kernel", "pool window").
+    """
+    h, w = in_size
+    (kh, kw), (sh, sw) = pair(kernel), pair(stride)
+    pads = resolve_padding(padding, (h, w), (kh, kw), (sh, sw))
+    (pt, pb), (pl, pr) = pads
+    if kh > h + pt + pb or kw > w + pl + pr:
+        raise ValueError(
+            f"{where}: {window} {kh}x{kw} is larger than the padded input {h + pt + pb}x{w + pl + pr} "
+            f"(input {h}x{w}, padding {padding!r})"
+        )
+    return pads, (conv_output_size(h, kh, sh, pt, pb), conv_output_size(w, kw, sw, pl, pr))
+
+
 def pad_spatial(x, pads, value=0.0, channels_last=False):
     """Return ``x`` padded on its two spatial axes with ``value`` (``x`` itself when no padding)."""
     (pt, pb), (pl, pr) = pads

@@ -121,17 +121,11 @@ class Conv2D(Layer):
 
     def _geometry(self, input_shape):
         """``(pads, (Ho, Wo))`` for a per-sample input shape ``(C, H, W)``; clear error if impossible."""
-        h, w = input_shape[1:]
-        (kh, kw), (sh, sw) = self.kernel_size, self.stride
-        pads = F.resolve_padding(self.padding, (h, w), (kh, kw), (sh, sw))
-        (pt, pb), (pl, pr) = pads
-        if kh > h + pt + pb or kw > w + pl + pr:
-            raise ValueError(
-                f"{self.label}: kernel {kh}x{kw} is larger than the padded input "
-                f"{h + pt + pb}x{w + pl + pr} (input {h}x{w}, padding {self.padding!r}); "
-                f"received per-sample shape {tuple(input_shape)}"
-            )
-        return pads, (F.conv_output_size(h, kh, sh, pt, pb), F.conv_output_size(w, kw, sw, pl, pr))
+        try:
+            return F.window_geometry(self.label, "kernel", input_shape[1:], self.kernel_size, self.stride,
+                                     self.padding)
+        except ValueError as e:
+            raise ValueError(f"{e}; received per-sample shape {tuple(input_shape)}") from None
 
     def output_shape(self, input_shape):
         self._check_per_sample_shape(tuple(input_shape))

@@ -67,17 +67,12 @@ class _Pool2D(Layer):
 
     def _geometry(self, x_shape):
         """``(pads, (Ho, Wo))`` for an input of shape ``(..., H, W)``; clear error when impossible."""
-        h, w = x_shape[-2:]
-        (ph, pw), (sh, sw) = self.pool_size, self.stride
-        pads = F.resolve_padding(self.padding, (h, w), (ph, pw), (sh, sw))
-        (pt, pb), (pl, pr) = pads
-        if ph > h + pt + pb or pw > w + pl + pr:
-            raise ValueError(
-                f"{self.label}: pool window {ph}x{pw} is larger than the padded input "
-                f"{h + pt + pb}x{w + pl + pr} (input {h}x{w}, padding {self.padding!r}); "
-                f"received per-sample shape {tuple(x_shape[1:]) if len(x_shape) == 4 else tuple(x_shape)}"
-            )
-        return pads, (F.conv_output_size(h, ph, sh, pt, pb), F.conv_output_size(w, pw, sw, pl, pr))
+        try:
+            return F.window_geometry(self.label, "pool window", x_shape[-2:], self.pool_size, self.stride,
+                                     self.padding)
+        except ValueError as e:
+            shape = tuple(x_shape[1:]) if len(x_shape) == 4 else tuple(x_shape)
+            raise ValueError(f"{e}; received per-sample shape {shape}") from None
 
     def _tiled(self, x_shape, pads):
         """True when windows tile the input exactly: reshape instead of strided windows."""
