@@ -210,6 +210,16 @@ class NumpyRunner:
         self.rows = np.arange(wl.batch)
         self._step = self._step_sgd if (wl.optimizer == "sgd" and not wl.bn and not wl.dropout) else self._step_general
 
+    def _loss_grad(self, z, y):
+        """Fused softmax-cross-entropy gradient ``(softmax(z) - onehot(y)) / n``, in place in ``z``."""
+        z -= z.max(axis=1, keepdims=True)
+        np.exp(z, out=z)
+        z /= z.sum(axis=1, keepdims=True)
+        n = len(y)
+        z[self.rows[:n], y] -= 1
+        z *= 1.0 / n
+        return z
+
     # --- the plain MLP: Dense/ReLU, SGD --------------------------------------------
     def _step_sgd(self, x, y):
         Ws, bs, L = self.Ws, self.bs, len(self.Ws)
@@ -222,14 +232,7 @@ class NumpyRunner:
             hs.append(h)
         z = h @ Ws[-1]
         z += bs[-1]
-        # fused softmax-cross-entropy gradient (softmax(z) - onehot(y)) / n
-        z -= z.max(axis=1, keepdims=True)
-        np.exp(z, out=z)
-        z /= z.sum(axis=1, keepdims=True)
-        n = len(y)
-        z[self.rows[:n], y] -= 1
-        z *= 1.0 / n
-        d, neg_lr = z, -self.wl.lr
+        d, neg_lr = self._loss_grad(z, y), -self.wl.lr
         for l in range(L - 1, -1, -1):
             gW = hs[l].T @ d
             gb = d.sum(axis=0)
@@ -277,14 +280,8 @@ class NumpyRunner:
             caches.append((inp, bn, h, mask))
         z = h @ Ws[-1]
         z += bs[-1]
-        z -= z.max(axis=1, keepdims=True)
-        np.exp(z, out=z)
-        z /= z.sum(axis=1, keepdims=True)
-        n = len(y)
-        z[self.rows[:n], y] -= 1
-        z *= 1.0 / n
         grads = [None] * len(self.params)
-        d = z
+        d = self._loss_grad(z, y)
         for l in range(L - 1, -1, -1):
             inp = caches[l][0] if l < L - 1 else h
             grads[l] = inp.T @ d
