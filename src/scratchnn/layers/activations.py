@@ -23,14 +23,24 @@ class ReLU(Layer):
         return dy * (y > 0)
 
 
-class LeakyReLU(Layer):
-    """``x`` for ``x > 0``, ``alpha * x`` otherwise (Maas et al. 2013)."""
+class _AlphaActivation(Layer):
+    """Shared constructor and config of the activations with a non-negative ``alpha``."""
 
-    def __init__(self, alpha=0.01, name=None, trainable=True):
+    def __init__(self, alpha, name=None, trainable=True):
         super().__init__(name=name, trainable=trainable)
         self.alpha = float(alpha)
         if not np.isfinite(self.alpha) or self.alpha < 0:
-            raise ValueError(f"LeakyReLU: alpha must be a non-negative number, received {alpha!r}")
+            raise ValueError(f"{type(self).__name__}: alpha must be a non-negative number, received {alpha!r}")
+
+    def get_config(self):
+        return {"alpha": self.alpha, **super().get_config()}
+
+
+class LeakyReLU(_AlphaActivation):
+    """``x`` for ``x > 0``, ``alpha * x`` otherwise (Maas et al. 2013)."""
+
+    def __init__(self, alpha=0.01, name=None, trainable=True):
+        super().__init__(alpha, name=name, trainable=trainable)
 
     def forward(self, x, training=False):
         xp = get_array_module(x)
@@ -43,18 +53,12 @@ class LeakyReLU(Layer):
         pos = self._require_cache()
         return get_array_module(dy).where(pos, dy, dy * dy.dtype.type(self.alpha))
 
-    def get_config(self):
-        return {"alpha": self.alpha, **super().get_config()}
 
-
-class ELU(Layer):
+class ELU(_AlphaActivation):
     """``x`` for ``x > 0``, ``alpha * (exp(x) - 1)`` otherwise (Clevert et al. 2015)."""
 
     def __init__(self, alpha=1.0, name=None, trainable=True):
-        super().__init__(name=name, trainable=trainable)
-        self.alpha = float(alpha)
-        if not np.isfinite(self.alpha) or self.alpha < 0:
-            raise ValueError(f"ELU: alpha must be a non-negative number, received {alpha!r}")
+        super().__init__(alpha, name=name, trainable=trainable)
 
     def forward(self, x, training=False):
         xp = get_array_module(x)
@@ -68,9 +72,6 @@ class ELU(Layer):
         pos, y = self._require_cache()
         # d/dx alpha (e^x - 1) = alpha e^x = y + alpha
         return get_array_module(dy).where(pos, dy, dy * (y + y.dtype.type(self.alpha)))
-
-    def get_config(self):
-        return {"alpha": self.alpha, **super().get_config()}
 
 
 class Sigmoid(Layer):
