@@ -36,6 +36,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import scratchnn
 
 SHARED_MNIST = "/work/shared/data/mnist"
 N_TRAIN = 50_000
@@ -144,7 +145,8 @@ def torch_or_none():
 
 @contextlib.contextmanager
 def threads(n: int, use_torch: bool = True):
-    """Limit NumPy's BLAS (threadpoolctl) and PyTorch's intra-op pool to ``n`` threads.
+    """Limit NumPy's BLAS (threadpoolctl), PyTorch's intra-op pool and scratchnn's batch
+    splitting (``scratchnn.set_num_threads``) to ``n`` threads.
 
     Without threadpoolctl (``pip install threadpoolctl``) NumPy's BLAS keeps its own
     thread count and a note says so once.
@@ -162,14 +164,17 @@ def threads(n: int, use_torch: bool = True):
         limits = threadpool_limits(limits=int(n), user_api="blas")
     torch = sys.modules.get("torch") if use_torch else None
     old = torch.get_num_threads() if torch is not None else None
+    old_snn = scratchnn.parallel._num_threads
     with limits:
         if torch is not None:
             torch.set_num_threads(int(n))
+        scratchnn.set_num_threads(int(n))
         try:
             yield
         finally:
             if torch is not None:
                 torch.set_num_threads(old)
+            scratchnn.set_num_threads(old_snn)
 
 
 _NOTED = False

@@ -7,12 +7,15 @@ training loop.
 """
 from __future__ import annotations
 
+import contextlib
 import math
 import time
+from functools import partial
 
 import numpy as np
 
 from . import losses as losses_mod
+from . import parallel
 from . import optimizers as optimizers_mod
 from . import regularizers as regularizers_mod
 from .backend import default_dtype, global_rng
@@ -33,6 +36,23 @@ def check_finite(X, what="X"):
         bad = np.argwhere(~np.isfinite(X))[0]
         raise ValueError(f"{what} contains {X[tuple(bad)]} at index {tuple(int(i) for i in bad)}; "
                          "inputs must be finite (clean or impute the data first)")
+
+
+def forward(layers, x, training=False):
+    """Run ``x`` through ``layers`` in order."""
+    for layer in layers:
+        x = layer.forward(x, training=training)
+    return x
+
+
+def backward(layers, dout, need_input_grad=False):
+    """Backpropagate through ``layers`` in reverse (see ``Sequential.backward``)."""
+    stop = 0
+    if not need_input_grad:
+        stop = next((i for i, l in enumerate(layers) if l.trainable and l.params), len(layers) - 1)
+    for layer in reversed(layers[stop + 1:]):
+        dout = layer.backward(dout)
+    return layers[stop].backward(dout, need_input_grad=need_input_grad)
 
 
 class Sequential:
@@ -61,6 +81,7 @@ class Sequential:
         self.history = None
         self.input_shape = None
         self._plan = None  # set by fit for the duration of an epoch
+        self._replicas = None  # per-thread layer copies, set by fit when batches are split (scratchnn.parallel)
         self.shuffle_rng = None  # created by the first fit (or fit(seed=...)); checkpoints save its state
         for layer in layers or []:
             self.add(layer)
@@ -139,9 +160,7 @@ class Sequential:
 
     # -- the passes -----------------------------------------------------------------
     def forward(self, x, training=False):
-        for layer in self.layers:
-            x = layer.forward(x, training=training)
-        return x
+        return forward(self.layers, x, training)
 
     def backward(self, dout, need_input_grad=False):
         """Backpropagate ``dout`` from the last layer; returns the input gradient if asked.
@@ -150,13 +169,7 @@ class Sequential:
         which skips its input gradient: nothing below it needs one, so a frozen base
         (transfer learning) costs no backward work at all.
         """
-        layers = self.layers
-        stop = 0
-        if not need_input_grad:
-            stop = next((i for i, l in enumerate(layers) if l.trainable and l.params), len(layers) - 1)
-        for layer in reversed(layers[stop + 1:]):
-            dout = layer.backward(dout)
-        return layers[stop].backward(dout, need_input_grad=need_input_grad)
+        return backward(self.layers, dout, need_input_grad)
 
     def penalty(self) -> float:
         return float(sum(layer.penalty() for layer in self.layers))
@@ -213,6 +226,7 @@ class Sequential:
         if batch_size < 1:
             raise ValueError(f"fit: batch_size must be >= 1, received {batch_size}")
         batch_size = min(batch_size, n)
+        Xv = yv = None
         if validation_data is not None:
             if len(validation_data) != 2:
                 raise ValueError("validation_data must be a tuple (X_val, y_val)")
@@ -234,42 +248,60 @@ class Sequential:
         try:
             if checked:
                 self.loss.check = False  # every label was validated once above
-            for epoch in range(initial_epoch, epochs):
-                self.optimizer.set_epoch(epoch)
-                cbs.on_epoch_begin(epoch)
-                self._plan = self._make_plan()  # once per epoch, so callbacks may (un)freeze layers
-                t0 = time.perf_counter()
-                order = self.shuffle_rng.permutation(n) if shuffle else np.arange(n)
-                total_loss = 0.0
-                correct = 0
-                for b in range(steps):
-                    idx = order[b * batch_size:(b + 1) * batch_size]
-                    m = len(idx)
-                    if cast:  # memory-mapped data of another dtype: read and convert this batch only
-                        xbuf[:m] = X[idx]
-                        xb = xbuf[:m]
-                    else:
-                        xb = np.take(X, idx, axis=0, out=xbuf[:m], mode="clip")  # "raise" would buffer
-                    yb = np.take(y, idx, axis=0, out=ybuf[:m], mode="clip")
-                    loss, hits = self.train_step(xb, yb, classify, epoch, b)
-                    total_loss += loss * m
-                    correct += hits
-                    cbs.on_batch_end(b, loss, hits, m)
-                logs = {"loss": total_loss / n}
-                if classify:
-                    logs["accuracy"] = correct / n
-                if validation_data is not None:
-                    logs.update({f"val_{k}": v for k, v in self._evaluate(Xv, yv).items()})
-                logs["time"] = time.perf_counter() - t0
-                cbs.on_epoch_end(epoch, logs)
-                if self.stop_training:
-                    break
+            self._replicas = self._make_replicas(batch_size)
+            # split batches run one BLAS thread per batch share (scratchnn.parallel)
+            with parallel.single_blas_thread() if self._replicas else contextlib.nullcontext():
+                for epoch in range(initial_epoch, epochs):
+                    self.optimizer.set_epoch(epoch)
+                    cbs.on_epoch_begin(epoch)
+                    self._plan = self._make_plan()  # once per epoch, so callbacks may (un)freeze layers
+                    if self._replicas is not None:
+                        self._replicas.new_epoch()
+                    t0 = time.perf_counter()
+                    order = self.shuffle_rng.permutation(n) if shuffle else np.arange(n)
+                    total_loss = 0.0
+                    correct = 0
+                    for b in range(steps):
+                        idx = order[b * batch_size:(b + 1) * batch_size]
+                        m = len(idx)
+                        if cast:  # memory-mapped data of another dtype: read and convert this batch only
+                            xbuf[:m] = X[idx]
+                            xb = xbuf[:m]
+                        else:
+                            xb = np.take(X, idx, axis=0, out=xbuf[:m], mode="clip")  # "raise" would buffer
+                        yb = np.take(y, idx, axis=0, out=ybuf[:m], mode="clip")
+                        loss, hits = self.train_step(xb, yb, classify, epoch, b)
+                        total_loss += loss * m
+                        correct += hits
+                        cbs.on_batch_end(b, loss, hits, m)
+                    logs = {"loss": total_loss / n}
+                    if classify:
+                        logs["accuracy"] = correct / n
+                    if Xv is not None:
+                        logs.update({f"val_{k}": v for k, v in self._evaluate(Xv, yv).items()})
+                    logs["time"] = time.perf_counter() - t0
+                    cbs.on_epoch_end(epoch, logs)
+                    if self.stop_training:
+                        break
         finally:
-            self._plan = None
+            if self._replicas is not None:
+                self._replicas.close()
+            self._plan = self._replicas = None
             if checked:
                 self.loss.check = checked
         cbs.on_train_end()
         return history
+
+    def _make_replicas(self, batch_size):
+        """Per-thread copies of the layers when batches of ``batch_size`` are worth splitting."""
+        shards = parallel.shards_for(batch_size, self._macs_per_sample())
+        return parallel.Replicas(self, shards) if shards > 1 else None
+
+    def _macs_per_sample(self):
+        key = (self.input_shape, len(self.layers))
+        if getattr(self, "_macs", (None, 0))[0] != key:
+            self._macs = (key, parallel.macs_per_sample(self.layers, self.input_shape))
+        return self._macs[1]
 
     def _make_plan(self):
         """What one update touches: the trainable parameters and gradients (dicts keyed
@@ -287,20 +319,34 @@ class Sequential:
     def train_step(self, xb, yb, classify=True, epoch=0, batch=0):
         """One update on one mini-batch; returns ``(loss, number of correct predictions)``."""
         params, grads, penalized, regularized, constrained = self._plan or self._make_plan()
-        out = self.forward(xb, training=True)
-        loss, dout = self.loss(out, yb)
+        if self._replicas is not None and len(xb) >= self._replicas.shards:
+            loss, hits = self._replicas.forward_backward(xb, yb, classify)
+        else:
+            loss, hits = self._forward_backward(self.layers, self.loss, xb, yb, classify)
         for layer in penalized:
             loss += layer.penalty()
         if not math.isfinite(loss):
             raise TrainingDivergedError(
                 f"loss became {loss} at epoch {epoch + 1}, batch {batch + 1}; "
                 "training stopped (try a smaller learning rate, or check the inputs' scale)")
-        self.backward(dout)
         for layer in regularized:
             layer.add_penalty_grads()
         self.optimizer.step(params, grads)
         for layer in constrained:
             layer.apply_constraint()
+        return loss, hits
+
+    @staticmethod
+    def _forward_backward(layers, loss_fn, xb, yb, classify, scale=1.0):
+        """Forward, loss and backward of one batch (or one thread's share of it, whose loss
+        and gradients are weighted by ``scale``); returns ``(loss, correct predictions)``."""
+        out = forward(layers, xb, training=True)
+        loss, dout = loss_fn(out, yb)
+        if scale != 1.0:
+            loss *= scale
+            dout = dout * dout.dtype.type(scale)
+        if math.isfinite(loss):  # otherwise train_step stops the run: no update follows
+            backward(layers, dout)
         if not classify:
             return loss, 0
         truth = yb if yb.ndim == 1 else yb.argmax(axis=1)
@@ -309,7 +355,16 @@ class Sequential:
     # -- inference --------------------------------------------------------------------
     def _batches(self, X, batch_size):
         for i in range(0, len(X), batch_size):
-            yield self.forward(np.asarray(X[i:i + batch_size], dtype=self.dtype), training=False)
+            yield self._infer(np.asarray(X[i:i + batch_size], dtype=self.dtype))
+
+    def _infer(self, x):
+        """Inference-mode forward pass of one batch, split across threads when it is large."""
+        shards = parallel.shards_for(len(x), self._macs_per_sample()) if len(x) > 1 else 1
+        if shards < 2:
+            return forward(self.layers, x)
+        with parallel.single_blas_thread() if self._replicas is None else contextlib.nullcontext():
+            parts = parallel.run([partial(forward, self.layers, x[a:b]) for a, b in parallel.bounds(len(x), shards)])
+        return np.concatenate(parts)
 
     def _evaluate(self, X, y, batch_size=1000):
         total, correct = 0.0, 0
@@ -335,7 +390,7 @@ class Sequential:
         """Raw network outputs in inference mode."""
         X, _ = self._prepare(X)
         if len(X) <= batch_size:  # one batch: no list, no concatenate copy
-            return self.forward(np.asarray(X, dtype=self.dtype), training=False)
+            return self._infer(np.asarray(X, dtype=self.dtype))
         return np.concatenate(list(self._batches(X, batch_size)))
 
     def predict(self, X, batch_size=1000):

@@ -8,9 +8,11 @@ gradient checks and save/load use only this interface.
 """
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 
-from ..backend import float_dtype
+from ..backend import float_dtype, get_array_module
 
 #: name -> Layer subclass, filled automatically; used to rebuild saved models.
 LAYERS: dict[str, type] = {}
@@ -35,6 +37,10 @@ class Layer:
 
     #: parameters a regularizer or constraint applies to (biases and BN shifts are exempt)
     weight_keys: tuple[str, ...] = ()
+    #: True when the training output of a sample depends on the other samples of the batch
+    #: (batch normalization): when a batch is split across threads, such a layer adds up its
+    #: statistics across the threads through ``self.sync`` (see ``scratchnn.parallel``)
+    batch_coupled = False
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -105,6 +111,17 @@ class Layer:
                 else f"{self.label} expected input with {expected} {what} on axis {axis}, "
                 f"received shape {tuple(x.shape)}"
             )
+
+    def replica(self) -> "Layer":
+        """A copy for another thread: shares ``params`` and ``buffers``, owns ``grads`` and caches.
+
+        Layers keep nothing but ``_cache`` between forward and backward, so a shallow copy
+        with fresh gradient arrays is an independent worker on the same weights.
+        """
+        twin = copy.copy(self)
+        twin.grads = {k: get_array_module(g).zeros_like(g) for k, g in self.grads.items()}
+        twin._cache = None
+        return twin
 
     # -- parameters ---------------------------------------------------------------
     def zero_grads(self) -> None:

@@ -27,6 +27,8 @@ class BatchNorm(Layer):
     """
 
     required_ndim: int | None = None
+    batch_coupled = True
+    sync = None  # (SyncGroup, thread index) while fit splits batches across threads
 
     def __init__(self, momentum=0.9, eps=1e-5, name=None, trainable=True):
         super().__init__(name=name, trainable=trainable)
@@ -63,19 +65,20 @@ class BatchNorm(Layer):
         gamma = self.params["gamma"].reshape(bshape)
         beta = self.params["beta"].reshape(bshape)
         if training:
-            m = x.size // c
-            mean = x.mean(axis=axes)
+            m = self._sum(x.size // c)  # values per channel, in all threads' shares
+            mean = self._sum(x.sum(axis=axes)) / m
             xc = x - mean.reshape(bshape)
-            var = (xc * xc).mean(axis=axes)
+            var = self._sum((xc * xc).sum(axis=axes)) / m
             inv_std = 1.0 / xp.sqrt(var + x.dtype.type(self.eps))
             xhat = xc * inv_std.reshape(bshape)
-            mom = self.momentum
-            unbiased = var * (m / (m - 1)) if m > 1 else var
-            self.buffers["running_mean"] *= mom
-            self.buffers["running_mean"] += (1 - mom) * mean
-            self.buffers["running_var"] *= mom
-            self.buffers["running_var"] += (1 - mom) * unbiased
-            self._cache = (xhat, inv_std, axes, bshape)
+            if self.sync is None or self.sync[1] == 0:  # one thread of a split batch updates them
+                mom = self.momentum
+                unbiased = var * (m / (m - 1)) if m > 1 else var
+                self.buffers["running_mean"] *= mom
+                self.buffers["running_mean"] += (1 - mom) * mean
+                self.buffers["running_var"] *= mom
+                self.buffers["running_var"] += (1 - mom) * unbiased
+            self._cache = (xhat, inv_std, axes, bshape, m)
             return xhat * gamma + beta
         self._cache = None
         inv_std = 1.0 / xp.sqrt(self.buffers["running_var"] + x.dtype.type(self.eps))
@@ -84,15 +87,25 @@ class BatchNorm(Layer):
         return x * scale + shift
 
     def backward(self, dy, need_input_grad=True):
-        xhat, inv_std, axes, bshape = self._require_cache()
-        m = dy.size // len(inv_std)
+        xhat, inv_std, axes, bshape, m = self._require_cache()
         self.grads["beta"][...] = dy.sum(axis=axes)
         self.grads["gamma"][...] = (dy * xhat).sum(axis=axes)
         if not need_input_grad:
             return None
+        # whole-batch sums (this thread's grads hold its own share: the shares are added after the step)
+        c = len(inv_std)
+        sums = self._sum(get_array_module(dy).concatenate((self.grads["beta"], self.grads["gamma"])))
+        dbeta, dgamma = sums[:c].reshape(bshape), sums[c:].reshape(bshape)
         # dx = gamma / (m sigma) * (m dy - sum(dy) - xhat * sum(dy xhat))
         k = (self.params["gamma"] * inv_std / m).reshape(bshape)
-        return k * (m * dy - self.grads["beta"].reshape(bshape) - xhat * self.grads["gamma"].reshape(bshape))
+        return k * (m * dy - dbeta - xhat * dgamma)
+
+    def _sum(self, a):
+        """``a`` summed over every thread's share of a split batch (itself when not split)."""
+        if self.sync is None or not self.sync[0].active:
+            return a
+        group, index = self.sync
+        return group.allsum(index, a)
 
     def get_config(self):
         return {"momentum": self.momentum, "eps": self.eps, **super().get_config()}

@@ -1,0 +1,221 @@
+"""Using several cores: one mini-batch split across threads.
+
+NumPy releases the GIL inside its kernels, so ``k`` Python threads that each run the
+forward and backward pass of ``1/k`` of a mini-batch, with **one BLAS thread each**, keep
+``k`` cores busy through the whole step: the im2col copies, pooling, activations and the
+loss as well as the matrix products. (Leaving the threading to BLAS parallelizes only
+the matrix products, and splits each one into pieces that are often too small to
+scale.) This is data parallelism inside one process:
+
+* thread 0 runs its shard through the model's own layers, thread ``i > 0`` through
+  *replicas* (``Layer.replica``) that share the parameters and own their gradients and
+  caches;
+* each shard's loss gradient is scaled by ``shard_size / batch_size``, so after the
+  replicas' gradients are added into the layers' own ones they are exactly the gradients
+  of the whole batch's mean loss (up to float rounding order);
+* then the optimizer steps once, as in a single-threaded step.
+
+Layers whose training output couples the samples of a batch (batch normalization,
+``Layer.batch_coupled``) add their per-thread sums through a ``SyncGroup`` before using
+them, so they normalize with the statistics of the whole batch, exactly as on one thread
+(synchronized batch norm); only the first thread updates the running statistics.
+Inference has no such coupling: large ``predict`` batches are split the same way.
+
+Random layers (``Dropout``, ``RandomShift``) draw from their own generator in every
+replica, reseeded from the layer's generator at each epoch, so a seeded run is
+reproducible for a given thread count (a different count draws different masks).
+
+``set_num_threads(n)`` sets how many threads scratchnn uses (default: the cores this
+process may run on). Small steps, where a thread hand-off costs more than it saves,
+stay single-threaded: see ``shards_for``.
+"""
+from __future__ import annotations
+
+import copy
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor, wait
+from functools import partial
+
+_num_threads: int | None = None
+_pool: ThreadPoolExecutor | None = None
+_pool_size = 0
+_lock = threading.Lock()
+_controller = None
+
+#: below this many multiply-adds per shard a thread hand-off (~50 us) costs more than it saves
+MIN_SHARD_MACS = 6_000_000
+
+
+def available_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def set_num_threads(n: int | None) -> None:
+    """Threads scratchnn splits a mini-batch across (``None``: all cores available).
+
+    Example:
+        >>> scratchnn.set_num_threads(1)   # one core, e.g. beside other jobs
+    """
+    global _num_threads
+    if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 1):
+        raise ValueError(f"set_num_threads: expected a positive int or None, received {n!r}")
+    _num_threads = n
+
+
+def get_num_threads() -> int:
+    return _num_threads or available_cores()
+
+
+def _executor(workers: int) -> ThreadPoolExecutor:
+    """The shared pool of helper threads (thread 0 is always the caller)."""
+    global _pool, _pool_size
+    with _lock:
+        if _pool is None or _pool_size < workers:
+            if _pool is not None:
+                _pool.shutdown(wait=True)
+            _pool = ThreadPoolExecutor(workers, thread_name_prefix="scratchnn")
+            _pool_size = workers
+        return _pool
+
+
+def single_blas_thread():
+    """Context manager limiting BLAS to one thread per calling thread (threadpoolctl).
+
+    OpenBLAS' thread count is a process-wide setting: it is restored on exit.
+    """
+    global _controller
+    if _controller is None:
+        from threadpoolctl import ThreadpoolController
+
+        _controller = ThreadpoolController()
+    return _controller.limit(limits=1, user_api="blas")
+
+
+def macs_per_sample(layers, input_shape) -> int:
+    """Rough multiply-adds of one sample's forward pass: each parameter is used once per
+    output position (``Dense``: once; ``Conv2D``: once per output pixel)."""
+    total, shape = 0, tuple(input_shape)
+    for layer in layers:
+        shape = tuple(layer.output_shape(shape))
+        positions = 1
+        for s in shape[1:]:
+            positions *= int(s)
+        total += layer.count_params() * positions
+    return total
+
+
+def shards_for(batch: int, macs: int, threads: int | None = None) -> int:
+    """How many threads a batch of ``batch`` samples of ``macs`` multiply-adds each is split into."""
+    threads = get_num_threads() if threads is None else threads
+    return max(1, min(threads, batch, batch * macs // MIN_SHARD_MACS))
+
+
+def bounds(n: int, shards: int) -> list[tuple[int, int]]:
+    """``shards`` contiguous slices of ``range(n)``, sizes differing by at most one."""
+    edges = [n * i // shards for i in range(shards + 1)]
+    return list(zip(edges[:-1], edges[1:]))
+
+
+def run(tasks):
+    """Call each zero-argument function in ``tasks``, the first on this thread; return the results.
+
+    An exception raised by any task is re-raised here (after all tasks finished).
+    """
+    if len(tasks) == 1:
+        return [tasks[0]()]
+    futures = [_executor(len(tasks) - 1).submit(t) for t in tasks[1:]]
+    errors = []
+    try:
+        first = tasks[0]()
+    except BaseException as e:  # noqa: BLE001 - re-raised below, after the other threads finished
+        errors.append(e)
+    wait(futures)  # never leave a thread running on the layers after an error
+    errors += [f.exception() for f in futures if f.exception() is not None]
+    if errors:  # the cause, not a BrokenBarrierError of a thread that was waiting for the failed one
+        raise next((e for e in errors if not isinstance(e, threading.BrokenBarrierError)), errors[0])
+    return [first, *(f.result() for f in futures)]
+
+
+class SyncGroup:
+    """Adds up arrays across the threads of one split batch, so that batch normalization
+    sees the statistics of the whole batch (synchronized batch norm)."""
+
+    def __init__(self, n: int):
+        self.parts = [None] * n
+        self.barrier = threading.Barrier(n)
+        self.active = False  # True only while a split batch runs
+
+    def allsum(self, index: int, a):
+        """Sum of the ``a`` every thread passes; each thread calls it with its own ``index``."""
+        self.parts[index] = a
+        self.barrier.wait()
+        total = self.parts[0]
+        for p in self.parts[1:]:
+            total = total + p
+        self.barrier.wait()  # all have read the parts before any thread writes its next one
+        return total
+
+
+class Replicas:
+    """Everything ``Sequential.train_step`` needs to split its batches into ``shards`` threads."""
+
+    def __init__(self, model, shards: int):
+        self.model = model
+        self.shards = shards
+        self.stacks = [(model.layers, model.loss)] + [
+            ([layer.replica() for layer in model.layers], copy.copy(model.loss)) for _ in range(shards - 1)]
+        self.pairs = []  # set by new_epoch, which fit calls at the start of every epoch
+        self.groups = []
+        for i, layer in enumerate(model.layers):
+            if layer.batch_coupled:  # batch norm: one SyncGroup per layer joins its copies
+                group = SyncGroup(shards)
+                self.groups.append(group)
+                for k, (layers, _) in enumerate(self.stacks):
+                    layers[i].sync = (group, k)
+
+    def close(self) -> None:
+        """Detach the model's own layers from the thread groups."""
+        for layer in self.model.layers:
+            if layer.batch_coupled:
+                layer.sync = None
+
+    def new_epoch(self) -> None:
+        """Follow (un)freezing done by callbacks, reseed random layers, pair up the gradients."""
+        own = self.model.layers
+        for layers, _ in self.stacks[1:]:
+            for layer, twin in zip(own, layers):
+                twin.trainable = layer.trainable
+                if hasattr(layer, "reseed"):
+                    twin.reseed(int(layer.rng.integers(2**63)))
+        self.pairs = [(layer.grads[k], [layers[i].grads[k] for layers, _ in self.stacks[1:]])
+                      for i, layer in enumerate(own) if layer.trainable and layer.params for k in layer.grads]
+
+    def forward_backward(self, xb, yb, classify):
+        """The batch's loss and correct count; its gradients end up in the model's layers."""
+        n = len(xb)
+        step = self.model._forward_backward
+
+        def task(layers, loss_fn, a, b):
+            try:
+                return step(layers, loss_fn, xb[a:b], yb[a:b], classify, (b - a) / n)
+            except BaseException:
+                for group in self.groups:  # release the threads waiting for this one
+                    group.barrier.abort()
+                raise
+
+        for group in self.groups:
+            group.active = True
+        try:
+            results = run([partial(task, layers, loss_fn, a, b)
+                           for (layers, loss_fn), (a, b) in zip(self.stacks, bounds(n, self.shards))])
+        finally:
+            for group in self.groups:
+                group.active = False
+        for g, others in self.pairs:
+            for other in others:
+                g += other
+        return sum(r[0] for r in results), sum(r[1] for r in results)

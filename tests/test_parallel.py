@@ -1,0 +1,198 @@
+"""Splitting a mini-batch across threads (scratchnn.parallel) gives the single-thread result."""
+import numpy as np
+import pytest
+
+import scratchnn as snn
+from scratchnn import parallel
+from scratchnn.layers import (BatchNorm, BatchNorm2D, Conv2D, Dense, Dropout, Flatten, Layer, MaxPool2D, RandomShift, ReLU)
+from scratchnn.optimizers import SGD
+
+
+@pytest.fixture
+def split(monkeypatch):
+    """Two threads, and every batch worth splitting."""
+    monkeypatch.setattr(parallel, "MIN_SHARD_MACS", 1)
+    old = parallel._num_threads
+    snn.set_num_threads(2)
+    yield
+    snn.set_num_threads(old)
+
+
+def cnn(seed=0, dtype="float64", extra=()):
+    snn.set_seed(seed)
+    m = snn.Sequential([*extra, Conv2D(4, 3, padding=1), ReLU(), MaxPool2D(2), Flatten(), Dense(16), ReLU(), Dense(3)],
+                       dtype=dtype)
+    m.build((1, 6, 6))  # weights drawn right after the seed
+    return m.compile(SGD(0.05, momentum=0.9), "softmax_cross_entropy")
+
+
+def images(n=24, seed=1):
+    rng = np.random.default_rng(seed)
+    return rng.normal(size=(n, 1, 6, 6)), rng.integers(0, 3, n)
+
+
+def test_split_gradients_equal_whole_batch_gradients(split):
+    X, y = images(23)  # odd: shards of 12 and 11 samples, weighted by their sizes
+    whole, halves = cnn(), cnn()
+    loss1, hits1 = whole._forward_backward(whole.layers, whole.loss, X, y, True)
+    reps = parallel.Replicas(halves, 2)
+    reps.new_epoch()
+    loss2, hits2 = reps.forward_backward(X, y, True)
+    assert loss2 == pytest.approx(loss1, rel=1e-12)
+    assert hits2 == hits1
+    for a, b in zip(whole.layers, halves.layers):
+        for k in a.grads:
+            np.testing.assert_allclose(b.grads[k], a.grads[k], rtol=1e-10, atol=1e-12)
+
+
+def test_fit_split_matches_single_thread(split):
+    X, y = images(40)
+    m2 = cnn()
+    m2.fit(X, y, epochs=3, batch_size=8, verbose=0, seed=3)
+    snn.set_num_threads(1)
+    m1 = cnn()
+    m1.fit(X, y, epochs=3, batch_size=8, verbose=0, seed=3)
+    for a, b in zip(m1.layers, m2.layers):
+        for k in a.params:
+            np.testing.assert_allclose(b.params[k], a.params[k], rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(m2.history.history["loss"], m1.history.history["loss"], rtol=1e-9)
+
+
+def test_split_is_used_and_blas_threads_are_restored(split):
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    X, y = images(40)
+    m = cnn()
+    seen = []
+
+    def numpy_blas_threads():  # other libraries' BLAS (SciPy's, say) are not scratchnn's concern
+        return [d["num_threads"] for d in threadpoolctl.threadpool_info()
+                if d["user_api"] == "blas" and "numpy" in d["filepath"]]
+
+    class Spy(snn.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            seen.append((self.model._replicas is not None, numpy_blas_threads()))
+
+    before = numpy_blas_threads()
+    m.fit(X, y, epochs=1, batch_size=8, verbose=0, callbacks=[Spy()])
+    assert seen[0][0] and seen[0][1] == [1] * len(before)
+    assert numpy_blas_threads() == before
+    assert m._replicas is None
+
+
+def test_random_layers_reproducible_per_thread_count(split):
+    X, y = images(32)
+
+    def run():
+        m = cnn(seed=5, extra=[RandomShift(1, seed=2), Dropout(0.3, seed=4)])
+        m.fit(X, y, epochs=2, batch_size=16, verbose=0, seed=1)
+        return m.layers[2].params["W"].copy()
+
+    np.testing.assert_array_equal(run(), run())
+
+
+@pytest.mark.parametrize("norm", [BatchNorm, BatchNorm2D])
+def test_batch_norm_uses_whole_batch_statistics_across_threads(split, norm):
+    X, y = images(23)
+
+    def make():
+        snn.set_seed(2)
+        body = [Conv2D(3, 3), norm(), ReLU(), Flatten()] if norm is BatchNorm2D else [Flatten(), Dense(8), norm(), ReLU()]
+        m = snn.Sequential([*body, Dense(3)], dtype="float64").compile(SGD(0.1), "softmax_cross_entropy")
+        m.build(X.shape[1:])
+        return m
+
+    whole, halves = make(), make()
+    loss1, _ = whole._forward_backward(whole.layers, whole.loss, X, y, True)
+    reps = parallel.Replicas(halves, 2)
+    reps.new_epoch()
+    loss2, _ = reps.forward_backward(X, y, True)
+    reps.close()
+    assert loss2 == pytest.approx(loss1, rel=1e-12)
+    for a, b in zip(whole.layers, halves.layers):
+        for k in a.grads:
+            np.testing.assert_allclose(b.grads[k], a.grads[k], rtol=1e-9, atol=1e-12)
+        for k in a.buffers:  # running statistics updated once, from the whole batch
+            np.testing.assert_allclose(b.buffers[k], a.buffers[k], rtol=1e-12)
+        assert getattr(b, "sync", None) is None
+
+
+def test_failure_in_one_thread_releases_batch_norm_peers(split):
+    class FailOnSecondShard(Layer):
+        def forward(self, x, training=False):
+            if (x[:, 0, 0, 0] < -100).any():
+                raise ValueError("FailOnSecondShard: bad sample")
+            return x
+
+        def backward(self, dy, need_input_grad=True):
+            return dy
+
+    X, y = images(16)
+    X[15, 0, 0, 0] = -1000
+    m = snn.Sequential([FailOnSecondShard(), Flatten(), Dense(8), BatchNorm(), Dense(3)]).compile("sgd")
+    with pytest.raises(ValueError, match="bad sample"):  # not a deadlock, not a BrokenBarrierError
+        m.fit(X, y, epochs=1, batch_size=16, verbose=0, shuffle=False)
+
+
+def test_error_in_a_worker_thread_reaches_the_caller(split):
+    class NoNegativeFirstPixel(Layer):
+        def forward(self, x, training=False):
+            if (x[:, 0, 0, 0] < -100).any():
+                raise ValueError("NoNegativeFirstPixel: bad sample")
+            return x
+
+        def backward(self, dy, need_input_grad=True):
+            return dy
+
+    X, y = images(16)
+    X[15, 0, 0, 0] = -1000  # in the second shard, which a helper thread runs
+    m = cnn(extra=[NoNegativeFirstPixel()])
+    with pytest.raises(ValueError, match="bad sample"):
+        m.fit(X, y, epochs=1, batch_size=16, verbose=0, shuffle=False)
+
+
+def test_inference_split_matches_single_thread(split):
+    X, _ = images(101)
+    m = cnn()
+    out2 = m.predict_logits(X)
+    snn.set_num_threads(1)
+    np.testing.assert_allclose(out2, m.predict_logits(X), rtol=1e-12)
+
+
+def test_shard_rules():
+    assert parallel.bounds(10, 3) == [(0, 3), (3, 6), (6, 10)]
+    assert parallel.shards_for(64, 4_000_000, threads=2) == 2
+    assert parallel.shards_for(32, 100_000, threads=2) == 1  # too little work to hand off
+    assert parallel.shards_for(1, 10**9, threads=4) == 1
+    with pytest.raises(ValueError, match="positive int"):
+        snn.set_num_threads(0)
+
+
+def test_macs_per_sample_counts_conv_positions():
+    m = snn.Sequential([Conv2D(8, 3, padding="same"), Flatten(), Dense(10)])
+    m.build((1, 5, 5))
+    assert m._macs_per_sample() == (8 * 9 + 8) * 25 + (200 * 10 + 10)
+
+
+def test_resume_with_split_batches_is_exact(split, tmp_path):
+    from scratchnn.callbacks import ModelCheckpoint
+    from scratchnn.saving import load_checkpoint
+
+    X, y = images(32)
+
+    def run(folder, stop_after=None, resume=False):
+        ck = folder / "ck.npz"
+        if resume:
+            m, info = load_checkpoint(ck)
+            start, prior, seed = info["epoch"], info["history"], None
+        else:
+            m, start, prior, seed = cnn(seed=7, extra=[Dropout(0.2, seed=1)]), 0, None, 3
+        m.fit(X, y, epochs=stop_after or 4, batch_size=16, seed=seed, initial_epoch=start, verbose=0,
+              callbacks=[ModelCheckpoint(ck, prior_history=prior)])
+        return m
+
+    full = run(tmp_path / "a")
+    run(tmp_path / "b", stop_after=2)
+    resumed = run(tmp_path / "b", resume=True)
+    for la, lb in zip(full.layers, resumed.layers):
+        for k in la.params:
+            np.testing.assert_array_equal(la.params[k], lb.params[k])
