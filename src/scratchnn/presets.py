@@ -65,12 +65,14 @@ def cnn(input_shape, n_classes):
 
 
 def cnn_bn(input_shape, n_classes):
-    """A deeper CNN with batch norm: 2x(conv-BN-ReLU) per stage, three stages, global average pooling."""
+    """Three conv-BN-ReLU-pool stages (32/64/128 filters), then Dense(128)-BN-ReLU-Dropout-Dense(10).
+
+    About 1.8x the multiply-adds of ``cnn`` per image: depth and batch norm, not width.
+    """
     def stage(c):
-        return [Conv2D(c, 3, padding="same", use_bias=False), BatchNorm2D(), ReLU(),
-                Conv2D(c, 3, padding="same", use_bias=False), BatchNorm2D(), ReLU()]
-    return [*_shift(input_shape, 2), *stage(32), MaxPool2D(2), *stage(64), MaxPool2D(2), *stage(128), GlobalAvgPool2D(),
-            Dropout(0.3), Dense(n_classes)]
+        return [Conv2D(c, 3, padding="same", use_bias=False), BatchNorm2D(), ReLU(), MaxPool2D(2)]
+    return [*_shift(input_shape, 2), *stage(32), *stage(64), *stage(128), Flatten(),
+            Dense(128, init="he_normal", use_bias=False), BatchNorm(), ReLU(), Dropout(0.4), Dense(n_classes)]
 
 
 #: name -> (builder, training settings)
@@ -84,7 +86,7 @@ PRESETS = {
     "mlp-bn": (mlp_bn, {"optimizer": "adam", "lr": 0.001, "batch_size": 128, "epochs": 40,
                         "schedule": "cosine"}),
     "cnn": (cnn, {"optimizer": "adam", "lr": 0.001, "batch_size": 64, "epochs": 12, "schedule": "cosine"}),
-    "cnn-bn": (cnn_bn, {"optimizer": "adam", "lr": 0.002, "batch_size": 64, "epochs": 15, "schedule": "cosine"}),
+    "cnn-bn": (cnn_bn, {"optimizer": "adam", "lr": 0.003, "batch_size": 64, "epochs": 15, "schedule": "cosine"}),
 }
 
 
