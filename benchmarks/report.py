@@ -1,4 +1,4 @@
-"""Markdown tables from a bench_mlp.py JSON (what benchmarks/README.md's results section shows).
+"""Markdown tables from a suite JSON (bench_mlp.py / scratchnn bench; what benchmarks/README.md's results section shows).
 
     python benchmarks/report.py benchmarks/results/bench_mlp.json
 """
@@ -52,9 +52,9 @@ def inference(out) -> str:
         r = out[key]
         for bs, row in r["batches"].items():
             for name, s in row.items():
-                rows.append([r["threads"], bs, name, f"{s['images_per_s']:,.0f}",
+                rows.append([r["workload"].split(",")[0], r["threads"], bs, name, f"{s['images_per_s']:,.0f}",
                              _f(s.get("speedup_of_scratchnn"), ".2f") + "x", _f(s.get("foreign_cores_best"), ".2f")])
-    return table(["threads", "batch", "contender", "images/s", "scratchnn speedup", "busy"], rows)
+    return table(["workload", "threads", "batch", "contender", "images/s", "scratchnn speedup", "busy"], rows)
 
 
 def scaling(out) -> str:

@@ -1,18 +1,30 @@
-"""The CNN benchmark runs end to end on a few samples (no timing assertions)."""
-import sys
-from pathlib import Path
+"""The standalone CNN benchmark (benchmarks/bench_cnn.py -> scratchnn.bench.cnn.main) runs end to end
+on a few samples (no timing assertions)."""
+import functools
 
-sys.path.insert(0, str(Path(__file__).parent.parent / "benchmarks"))
+import numpy as np
 
-import bench_cnn  # noqa: E402
+from scratchnn.bench import cnn, machine
 
 
 def test_flops_per_sample_is_the_issue_floor():
-    assert 24e6 < bench_cnn.flops_per_sample() < 26e6  # "about 25 MFLOP per training sample"
+    assert 24e6 < cnn.flops_per_sample() < 26e6  # "about 25 MFLOP per training sample"
 
 
-def test_bench_cnn_smoke(tmp_path):
-    res = bench_cnn.main(["--threads", "1", "--rounds", "1", "--samples", "128", "--json", str(tmp_path / "r.json")])
+def test_bench_cnn_smoke(tmp_path, monkeypatch):
+    monkeypatch.setattr(machine, "gemm_peak", functools.partial(machine.gemm_peak, 256, 2))  # seconds at 2048
+    res = cnn.main(["--threads", "1", "--rounds", "1", "--samples", "128", "--json", str(tmp_path / "r.json")])
     row = res["rows"][0]
     assert row["scratchnn"]["s_per_10k"] > 0 and row["memory"]["peak_step_mb"] > 0
     assert (tmp_path / "r.json").exists()
+
+
+def test_torch_copy_has_the_same_weights():
+    torch = __import__("pytest").importorskip("torch")
+    wl = cnn.CNN.with_(channels=(2, 3), dense=5)
+    model = wl.build_scratchnn(seed=0)
+    net, _ = wl.build_torch(torch, model)
+    x = np.random.default_rng(0).random((2, 1, 28, 28), dtype=np.float32)
+    with torch.no_grad():
+        ref = net(torch.from_numpy(x)).numpy()
+    np.testing.assert_allclose(model.predict_logits(x), ref, rtol=1e-4, atol=1e-5)

@@ -1,21 +1,21 @@
-"""Smoke test of benchmarks/bench_mlp.py: tiny random data, one round, result fields only (no timing asserts)."""
-import importlib
+"""Smoke tests of the benchmark suite (``scratchnn.bench``): tiny random data, one round, result
+fields only (no timing asserts)."""
+import json
+import os
+import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-BENCH_DIR = Path(__file__).resolve().parent.parent / "benchmarks"
+from scratchnn import cli
+from scratchnn.bench import common, machine, measure, memmap, report
+from scratchnn.bench.cnn import CNN
+from scratchnn.bench.mlp import HEADLINE, WORKLOADS
 
+ROOT = Path(__file__).resolve().parent.parent
 FAST = ("scratchnn", "numpy")  # torch's import and first step alone can take > 5 s: its own test below
-
-
-@pytest.fixture
-def bench(monkeypatch):
-    monkeypatch.syspath_prepend(str(BENCH_DIR))
-    for mod in ("common", "bench_mlp"):
-        monkeypatch.delitem(sys.modules, mod, raising=False)
-    return importlib.import_module("bench_mlp")
+TINY_CNN = CNN.with_(channels=(4, 8), dense=16, batch=16)
 
 
 def _check_contenders(res, expected):
@@ -26,56 +26,147 @@ def _check_contenders(res, expected):
         assert 0.0 <= s["val_acc"] <= 1.0
 
 
-def _run_all(bench, contenders, tmp_path):
-    common = bench.common
+def _run_all(contenders, tmp_path):
     data = common.random_data(n_train=128, n_val=64)
     expected = set(contenders)
     peak = {"gflops": 1.0}
 
-    for wl in bench.WORKLOADS:  # plain SGD MLPs and the BatchNorm/Dropout/Adam one
+    for wl in WORKLOADS:  # plain SGD MLPs and the BatchNorm/Dropout/Adam one
         small = wl.with_(hidden=tuple(8 for _ in wl.hidden), batch=16)
-        res = bench.bench_workload(small, data, threads=1, rounds=1, contenders=contenders, memory=False, peak=peak)
+        res = measure.bench_workload(small, data, threads=1, rounds=1, contenders=contenders, memory=False, peak=peak)
         _check_contenders(res, expected)
         assert set(res["ratios"]) == {f"{n}_over_scratchnn" for n in expected - {"scratchnn"}}
         assert res["flops_per_sample"] == common.mlp_train_flops_per_sample(small.sizes)
 
-    inf = bench.bench_inference(data, threads=1, rounds=1, wl=bench.HEADLINE.with_(hidden=(8, 8)),
-                                contenders=contenders, n_images={1: 4, 16: 32})
-    assert set(inf["batches"]) == {"1", "16"}
-    for row in inf["batches"].values():
-        assert set(row) == expected and all(s["images_per_s"] > 0 for s in row.values())
+    # the CNN has no NumPy floor: that contender is skipped, the others compared
+    res = measure.bench_workload(TINY_CNN, data, threads=1, rounds=1, contenders=contenders, memory=False, peak=peak)
+    _check_contenders(res, expected - {"numpy"})
+    assert set(res["ratios"]) == {f"{n}_over_scratchnn" for n in expected - {"scratchnn", "numpy"}}
+    assert res["workload"]["kind"] == "cnn" and res["flops_per_sample"] == TINY_CNN.train_flops_per_sample()
 
-    scal = bench.bench_scaling(data, threads=1, rounds=1, batches=(8, 32), widths=(8, 16), width_batch=32,
-                               contenders=contenders, memory=False, peak=peak, samples=lambda axis, wl: 64)
+    for wl, names in ((HEADLINE.with_(hidden=(8, 8)), expected), (TINY_CNN, expected - {"numpy"})):
+        inf = measure.bench_inference(data, threads=1, rounds=1, wl=wl, contenders=contenders, n_images={1: 4, 16: 32})
+        assert inf["key"] == wl.key and set(inf["batches"]) == {"1", "16"}
+        for row in inf["batches"].values():
+            assert set(row) == names and all(s["images_per_s"] > 0 and s["speedup_of_scratchnn"] > 0
+                                             for s in row.values())
+
+    scal = measure.bench_scaling(data, threads=1, rounds=1, batches=(8, 32), widths=(8, 16), width_batch=32,
+                                 contenders=contenders, memory=False, peak=peak, samples=lambda axis, wl: 64)
     assert [p["value"] for p in scal["batch"]] == [8, 32] and [p["value"] for p in scal["width"]] == [8, 16]
     assert all(p["contenders"]["scratchnn"]["best_s"] > 0 for p in scal["batch"] + scal["width"])
-    files = bench.plot_scaling(scal, tmp_path)
+    files = report.plot_scaling(scal, tmp_path)
     assert [Path(f).name for f in files] == ["scaling_batch.png", "scaling_width.png"]
     assert all(Path(f).stat().st_size > 0 for f in files)
+    report.print_scaling(scal)
 
 
-def test_bench_functions_on_tiny_data(bench, tmp_path):
-    _run_all(bench, FAST, tmp_path)
+def test_bench_functions_on_tiny_data(tmp_path):
+    _run_all(FAST, tmp_path)
 
 
 @pytest.mark.slow
-def test_bench_functions_with_torch(bench, tmp_path):
+def test_bench_functions_with_torch(tmp_path):
     pytest.importorskip("torch")
-    _run_all(bench, ("scratchnn", "torch", "numpy"), tmp_path)
+    _run_all(("scratchnn", "torch", "numpy"), tmp_path)
 
 
-def test_flops_and_budget(bench):
-    common = bench.common
+def test_flops_and_budget():
     # 784-100-200-10: weights 78,400 + 20,000 + 2,000; 6 per weight minus 2 per first-layer weight
     assert common.mlp_train_flops_per_sample((784, 100, 200, 10)) == 6 * 100_400 - 2 * 78_400
     assert common.mlp_infer_flops_per_sample((784, 100, 200, 10)) == 2 * 100_400
     b = common.memory_budget_bytes((784, 100, 200, 10), batch=32, n_data_rows=10, optimizer="adam")
     assert b["optimizer_state"] == 2 * b["params"] and b["budget"] == 2 * b["total"]
+    assert 24e6 < CNN.train_flops_per_sample() < 26e6  # "about 25 MFLOP per training sample"
+    assert CNN.infer_flops_per_sample() * 3 > CNN.train_flops_per_sample()
+    b = CNN.memory_budget_bytes(60_000)
+    assert b["params"] == 4 * sum(p.size for l in CNN.build_scratchnn().layers for p in l.params.values())
+    assert b["optimizer_state"] == 2 * b["params"] and b["budget"] == 2 * b["total"]
 
 
-def test_memory_worker_subprocess(bench):
-    wl = bench.HEADLINE.with_(hidden=(8, 8))
-    r = bench.measure_in_subprocess(wl, "scratchnn", threads=1, n_train=256, n_val=32, rounds=1, data="random",
-                                    timeout=120)
+@pytest.mark.parametrize("wl", [HEADLINE.with_(hidden=(8, 8)), TINY_CNN], ids=["mlp", "cnn"])
+def test_memory_worker_subprocess(wl):
+    r = measure.measure_in_subprocess(wl, "scratchnn", threads=1, n_train=256, n_val=32, rounds=1, data="random",
+                                      timeout=120)
     assert "error" not in r, r
     assert r["best_s"] > 0 and r["hwm_mb"] > 0 and r["peak_mb"] > 0 and r["samples"] == 256
+    assert measure.workload_from_spec({"kind": wl.kind, **__import__("dataclasses").asdict(wl)}) == wl
+
+
+def test_memmap_rows(tmp_path):
+    rows = memmap.bench_memmap([1, 2], tmp_path, base=300, verbose=False)
+    assert [r["samples"] for r in rows] == [300, 600] and all(r["peak_anon_mb"] > 0 for r in rows)
+    assert not list(tmp_path.iterdir())  # the data files are removed
+
+
+def test_cli_bench_quick(tmp_path, capsys):
+    """The ``scratchnn bench --quick`` path end to end (the scaling section is covered above)."""
+    out = tmp_path / "b" / "bench.json"
+    code = cli.main(["bench", "--quick", "--random-data", "--samples", "64", "--threads", "1", "--rounds", "1",
+                     "--contenders", "scratchnn,numpy", "--sections", "workloads,cnn,inference,memmap",
+                     "--no-memory", "--json", str(out)])
+    assert code == 0
+    text = capsys.readouterr().out
+    assert "== Summary" in text and "== Targets of the issue" in text and f"wrote {out}" in text
+    d = json.loads(out.read_text())
+    assert {"env", "args", "gemm_peak", "workloads", "inference", "inference_cnn", "memmap", "targets"} <= set(d)
+    assert [r["workload"]["key"] for r in d["workloads"]] == ["mlp_100_200", "mlp_128_64", "mlp_deep_bn", "cnn"]
+    for r in d["workloads"][:3]:
+        assert r["ratios"]["numpy_over_scratchnn"] > 0 and r["contenders"]["scratchnn"]["samples"] == 64
+    assert set(d["workloads"][3]["contenders"]) == {"scratchnn"} and d["workloads"][3]["ratios"] == {}
+    assert set(d["inference"]["batches"]) == set(d["inference_cnn"]["batches"]) == {"1", "1000"}
+    assert d["inference"]["batches"]["1"]["numpy"]["speedup_of_scratchnn"] > 0
+    assert d["memmap"][0]["samples"] == 64
+    assert any(t["target"].startswith("784-100-200-10 b32") for t in d["targets"])
+    assert d["env"]["scratchnn_path"] == str(Path(cli.__file__).resolve().parent)
+
+
+def test_cli_bench_rejects_unknown_section(capsys):
+    assert cli.main(["bench", "--sections", "workloads,gpu"]) == 2
+    assert "--sections" in capsys.readouterr().err
+
+
+def test_targets_read_the_headline_only():
+    out = {"workloads": [{"workload": {"key": "mlp_100_200"}, "threads": 1,
+                          "ratios": {"torch_over_scratchnn": 2.5, "numpy_over_scratchnn": 1.1}, "contenders": {}}],
+           "inference": {"key": "mlp_100_200", "threads": 1, "batches": {"1": {"torch": {"speedup_of_scratchnn": 3.2}}}},
+           "inference_cnn": {"key": "cnn", "threads": 1, "batches": {"1": {"torch": {"speedup_of_scratchnn": 0.5}}}}}
+    t = report.check_targets(out)
+    assert [x["pass"] for x in t] == [True, True, True]
+
+
+def test_scripts_are_thin_entry_points():
+    """benchmarks/*.py keep their flags: each prints its --help (one interpreter for all four)."""
+    code = """
+import contextlib, io, runpy, sys
+for script, flag in (("bench_mlp.py", "--sections"), ("bench_cnn.py", "--samples"), ("bench_memmap.py", "--sizes"),
+                     ("profile_fit.py", "--samples")):
+    sys.argv = [script, "--help"]
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf), contextlib.suppress(SystemExit):
+        runpy.run_path(BENCH + "/" + script, run_name="__main__")
+    assert flag in buf.getvalue(), (script, buf.getvalue())
+"""
+    subprocess.run([sys.executable, "-c", f"BENCH = {str(ROOT / 'benchmarks')!r}" + code], check=True,
+                   env={**os.environ, "PYTHONPATH": str(ROOT / "src")})
+
+
+def test_import_is_light():
+    code = ("import sys, scratchnn, scratchnn.cli, scratchnn.bench.suite, scratchnn.bench.measure, "
+            "scratchnn.bench.profile_fit, scratchnn.bench.memmap; scratchnn.cli.make_parser(); "
+            "bad = [m for m in ('torch', 'threadpoolctl', 'matplotlib') if m in sys.modules]; assert not bad, bad")
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_environment_record():
+    env = machine.environment(include_torch=False)
+    assert env["torch"] is None and len(env["src_sha256"]) == 12 and env["cores"] >= 1
+
+
+def test_profile_fit_phases(tmp_path):
+    from scratchnn.bench import profile_fit
+
+    profile_fit.main(["--samples", "256", "--data-dir", str(tmp_path / "none"), "--out", str(tmp_path / "p")])
+    d = json.loads((tmp_path / "p.json").read_text())
+    assert d["samples"] == 256 and d["scratchnn"]["wall_s"] > 0 and d["numpy"]["wall_s"] > 0
+    assert "forward Dense" in d["scratchnn"]["phases_s"] and (tmp_path / "p.txt").stat().st_size > 0

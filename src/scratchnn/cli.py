@@ -383,6 +383,17 @@ def cmd_experiment(args):
     return 0
 
 
+def cmd_bench(args):
+    from .bench.suite import UsageError, parse_lists, run
+
+    try:
+        parse_lists(args)
+    except UsageError as e:
+        raise CLIError(str(e)) from None
+    run(args)
+    return 0
+
+
 # -- parser ------------------------------------------------------------------------------
 def make_parser():
     from .presets import PRESETS
@@ -453,6 +464,14 @@ def make_parser():
     ex.add_argument("--seed", type=int, default=0)
     ex.add_argument("--quiet", action="store_true", help="no progress lines")
     ex.set_defaults(func=cmd_experiment)
+    from .bench.suite import add_arguments
+
+    b = sub.add_parser("bench", help="speed, memory and accuracy vs PyTorch and a minimal NumPy loop on this machine",
+                       description="The benchmark suite (sections workloads, cnn, inference, scaling, memmap); "
+                                   "prints tables and the issue's targets, writes JSON and PNG plots. The full "
+                                   "run takes ~15 min on 2 cores; --quick a few minutes.")
+    add_arguments(b, os.path.join("scratchnn-bench", "bench.json"))
+    b.set_defaults(func=cmd_bench)
     return p
 
 
