@@ -40,6 +40,9 @@ def test_split_gradients_equal_whole_batch_gradients(split):
     loss2, hits2 = reps.forward_backward(X, y, True)
     assert loss2 == pytest.approx(loss1, rel=1e-12)
     assert hits2 == hits1
+    for layer, twins in (pair for pairs in reps.update_sets for pair in pairs):
+        for k, g in layer.grads.items():
+            g += sum(t.grads[k] for t in twins)
     for a, b in zip(whole.layers, halves.layers):
         for k in a.grads:
             np.testing.assert_allclose(b.grads[k], a.grads[k], rtol=1e-10, atol=1e-12)
@@ -107,6 +110,9 @@ def test_batch_norm_uses_whole_batch_statistics_across_threads(split, norm):
     reps.new_epoch()
     loss2, _ = reps.forward_backward(X, y, True)
     reps.close()
+    for layer, twins in (pair for pairs in reps.update_sets for pair in pairs):
+        for k, g in layer.grads.items():
+            g += sum(t.grads[k] for t in twins)
     assert loss2 == pytest.approx(loss1, rel=1e-12)
     for a, b in zip(whole.layers, halves.layers):
         for k in a.grads:
@@ -196,3 +202,18 @@ def test_resume_with_split_batches_is_exact(split, tmp_path):
     for la, lb in zip(full.layers, resumed.layers):
         for k in la.params:
             np.testing.assert_array_equal(la.params[k], lb.params[k])
+
+
+@pytest.mark.parametrize("opt", ["adam", "adamw", "rmsprop", "adagrad", "nesterov"])
+def test_every_optimizer_steps_the_same_split_or_not(split, opt):
+    X, y = images(32)
+    runs = []
+    for threads in (2, 1):
+        snn.set_num_threads(threads)
+        m = cnn()
+        m.compile(snn.optimizers.get(opt, lr=0.01), "softmax_cross_entropy", regularizer=snn.regularizers.L2(1e-3))
+        m.fit(X, y, epochs=2, batch_size=8, verbose=0, seed=3)
+        runs.append(m)
+    for a, b in zip(*[r.layers for r in runs]):
+        for k in a.params:
+            np.testing.assert_allclose(a.params[k], b.params[k], rtol=1e-8, atol=1e-10)

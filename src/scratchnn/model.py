@@ -319,7 +319,8 @@ class Sequential:
     def train_step(self, xb, yb, classify=True, epoch=0, batch=0):
         """One update on one mini-batch; returns ``(loss, number of correct predictions)``."""
         params, grads, penalized, regularized, constrained = self._plan or self._make_plan()
-        if self._replicas is not None and len(xb) >= self._replicas.shards:
+        split = self._replicas is not None and len(xb) >= self._replicas.shards
+        if split:
             loss, hits = self._replicas.forward_backward(xb, yb, classify)
         else:
             loss, hits = self._forward_backward(self.layers, self.loss, xb, yb, classify)
@@ -329,6 +330,9 @@ class Sequential:
             raise TrainingDivergedError(
                 f"loss became {loss} at epoch {epoch + 1}, batch {batch + 1}; "
                 "training stopped (try a smaller learning rate, or check the inputs' scale)")
+        if split:  # the same three steps, layers shared out among the threads
+            self._replicas.update(self.optimizer)
+            return loss, hits
         for layer in regularized:
             layer.add_penalty_grads()
         self.optimizer.step(params, grads)

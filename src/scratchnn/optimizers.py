@@ -61,9 +61,14 @@ class Optimizer:
 
     def step(self, params: dict, grads: dict) -> None:
         """Update each ``params[k]`` in place using ``grads[k]``."""
-        self.iterations += 1
+        self.begin_step()
         for key, p in params.items():
             self.update(key, p, grads[key])
+
+    def begin_step(self) -> None:
+        """Start a step: ``update`` follows once per parameter (from several threads when
+        ``fit`` splits batches across threads, each parameter on one thread)."""
+        self.iterations += 1
 
     def update(self, key, p, g) -> None:
         raise NotImplementedError
@@ -183,14 +188,14 @@ class Adam(Optimizer):
         self.beta2 = _check(type(self).__name__, "beta2", beta2, 0.0, 1.0)
         self.eps = _check(type(self).__name__, "eps", eps, lo_open=True)
 
-    def step(self, params, grads):
-        t = self.iterations + 1
+    def begin_step(self):
+        super().begin_step()
+        t = self.iterations
         bc1 = 1 - self.beta1 ** t
         bc2 = 1 - self.beta2 ** t
         # lr * (m/bc1) / (sqrt(v/bc2) + eps) == (lr sqrt(bc2)/bc1) * m / (sqrt(v) + eps sqrt(bc2))
         self._step_size = self.lr * math.sqrt(bc2) / bc1
         self._eps_t = self.eps * math.sqrt(bc2)
-        super().step(params, grads)
 
     def update(self, key, p, g):
         t = p.dtype.type

@@ -168,7 +168,7 @@ class Replicas:
         self.shards = shards
         self.stacks = [(model.layers, model.loss)] + [
             ([layer.replica() for layer in model.layers], copy.copy(model.loss)) for _ in range(shards - 1)]
-        self.pairs = []  # set by new_epoch, which fit calls at the start of every epoch
+        self.update_sets = []  # set by new_epoch, which fit calls at the start of every epoch
         self.groups = []
         for i, layer in enumerate(model.layers):
             if layer.batch_coupled:  # batch norm: one SyncGroup per layer joins its copies
@@ -184,15 +184,23 @@ class Replicas:
                 layer.sync = None
 
     def new_epoch(self) -> None:
-        """Follow (un)freezing done by callbacks, reseed random layers, pair up the gradients."""
+        """Follow (un)freezing done by callbacks, reseed random layers, share out the update."""
         own = self.model.layers
         for layers, _ in self.stacks[1:]:
             for layer, twin in zip(own, layers):
                 twin.trainable = layer.trainable
                 if hasattr(layer, "reseed"):
                     twin.reseed(int(layer.rng.integers(2**63)))
-        self.pairs = [(layer.grads[k], [layers[i].grads[k] for layers, _ in self.stacks[1:]])
-                      for i, layer in enumerate(own) if layer.trainable and layer.params for k in layer.grads]
+        # the update is per layer too: each thread adds up, regularizes, steps and constrains
+        # its own set of trainable layers; the largest layers are dealt out first
+        trainable = sorted((i for i, layer in enumerate(own) if layer.trainable and layer.params),
+                           key=lambda i: -own[i].count_params())
+        self.update_sets = [[] for _ in range(self.shards)]
+        load = [0] * self.shards
+        for i in trainable:
+            k = load.index(min(load))
+            self.update_sets[k].append((own[i], [layers[i] for layers, _ in self.stacks[1:]]))
+            load[k] += own[i].count_params()
 
     def forward_backward(self, xb, yb, classify):
         """The batch's loss and correct count; its gradients end up in the model's layers."""
@@ -215,7 +223,21 @@ class Replicas:
         finally:
             for group in self.groups:
                 group.active = False
-        for g, others in self.pairs:
-            for other in others:
-                g += other
         return sum(r[0] for r in results), sum(r[1] for r in results)
+
+    def update(self, optimizer) -> None:
+        """Add the threads' gradients into the model's layers and take one optimizer step,
+        the layers shared out among the threads (what ``Sequential.train_step`` does on one)."""
+        optimizer.begin_step()
+
+        def task(pairs):
+            for layer, twins in pairs:
+                for key, g in layer.grads.items():
+                    for twin in twins:
+                        g += twin.grads[key]
+                layer.add_penalty_grads()
+                for key, p in layer.params.items():
+                    optimizer.update(f"{layer.name}.{key}", p, layer.grads[key])
+                layer.apply_constraint()
+
+        run([partial(task, pairs) for pairs in self.update_sets if pairs])
