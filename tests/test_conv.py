@@ -216,6 +216,78 @@ def test_training_memory_is_bounded_by_im2col_buffer(rng):
     assert peak < 3 * cols_bytes, (peak, cols_bytes)
 
 
+def test_backward_consumes_the_cache(rng):
+    """backward reuses the im2col buffer for dY W^T, so a second backward must not run on it."""
+    layer, x = make((2, 2, 5, 5), 3, 3, 1, 1, rng)
+    y = layer.forward(x, training=True)
+    layer.backward(np.ones_like(y))
+    with pytest.raises(RuntimeError, match="before forward"):
+        layer.backward(np.ones_like(y))
+
+
+@pytest.mark.parametrize("layer_dtype,x_dtype,dy_dtype", [
+    (np.float32, np.float32, np.float64),  # dx is float64: the float32 im2col buffer is not reused
+    (np.float64, np.float32, np.float32),
+    (np.float32, np.float64, np.float32),
+])
+def test_backward_with_mixed_dtypes_matches_float64(rng, layer_dtype, x_dtype, dy_dtype):
+    layer, x = make((2, 3, 6, 5), 4, 3, 1, "same", rng)
+    dy = rng.standard_normal((2, 4, 6, 5))
+    layer.forward(x, training=True)
+    dx_ref, dW_ref = layer.backward(dy), layer.grads["W"].copy()
+    layer.astype(layer_dtype)
+    layer.forward(x.astype(x_dtype), training=True)
+    dx = layer.backward(dy.astype(dy_dtype))
+    assert dx.dtype == np.result_type(layer_dtype, dy_dtype)  # as dY @ W^T gives
+    np.testing.assert_allclose(dx, dx_ref, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(layer.grads["W"], dW_ref, rtol=1e-4, atol=1e-4)
+
+
+def test_channels_last_and_c_ordered_dy_give_the_same_gradients(rng):
+    layer, x = make((2, 3, 6, 6), 4, 3, 2, 1, rng)
+    y = layer.forward(x, training=True)
+    dy = rng.standard_normal(y.shape)
+    dx_c = layer.backward(np.ascontiguousarray(dy))
+    grads_c = {k: g.copy() for k, g in layer.grads.items()}
+    layer.forward(x, training=True)
+    dx_cl = layer.backward(np.ascontiguousarray(dy.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2))
+    np.testing.assert_allclose(dx_cl, dx_c, atol=1e-12)
+    for k in grads_c:
+        np.testing.assert_allclose(layer.grads[k], grads_c[k], atol=1e-12)
+    assert dx_cl.strides[1] == dx_cl.itemsize  # dx comes back channels-last (a view into NHWC memory)
+
+
+def test_cnn_training_step_peak_memory_within_3x_largest_im2col():
+    """The CNN issue's memory target, on the issue's network with a small batch.
+
+    tracemalloc sees NumPy buffers; the peak of one training step (after a warm-up step that
+    creates the optimizer state) must stay within 3x the largest im2col buffer (the second
+    convolution's, N * 14 * 14 rows of 3 * 3 * 32 float32 values), and an inference pass
+    leaves no caches behind.
+    """
+    import scratchnn as snn
+    from scratchnn.layers import Dense, Flatten, MaxPool2D, ReLU
+
+    n = 8
+    model = snn.Sequential([Conv2D(32, 3, padding="same"), ReLU(), MaxPool2D(2), Conv2D(64, 3, padding="same"),
+                            ReLU(), MaxPool2D(2), Flatten(), Dense(128), ReLU(), Dense(10)])
+    model.compile(snn.optimizers.Adam(1e-3), "softmax_cross_entropy")
+    rng = np.random.default_rng(0)
+    x = rng.random((n, 1, 28, 28), dtype=np.float32)
+    y = rng.integers(0, 10, n)
+    model.train_step(x, y)
+    largest_cols = n * 14 * 14 * 3 * 3 * 32 * 4
+    tracemalloc.start()
+    try:
+        model.train_step(x, y)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak <= 3 * largest_cols, f"peak {peak / largest_cols:.2f}x the largest im2col buffer"
+    model.forward(x, training=False)
+    assert all(layer._cache is None for layer in model.layers)
+
+
 def test_errors_name_the_layer_and_shapes():
     layer = Conv2D(4, 3, in_channels=3, name="c1")
     with pytest.raises(ValueError, match=r"Conv2D 'c1'.*3 channels.*received shape \(2, 1, 5, 5\)"):

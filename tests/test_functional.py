@@ -111,6 +111,19 @@ def test_col2im_is_the_adjoint_of_im2col(rng, channels_last, n, c, h, w, k, s, p
     np.testing.assert_allclose(np.sum(cols * g), np.sum(x * back), rtol=1e-12)
 
 
+@pytest.mark.parametrize("n,c,h,w,k,s,p", GEOMETRIES)
+def test_col2im_offsets_first_matches_row_major_columns(rng, n, c, h, w, k, s, p):
+    """The (kh*kw, N*Ho*Wo, C) layout Conv2D's backward produces holds the same numbers."""
+    shape = (n, h, w, c)
+    cols = rng.standard_normal(F.im2col(np.zeros(shape), k, s, p, channels_last=True).shape)
+    kh, kw = F.pair(k)
+    offsets_first = np.ascontiguousarray(cols.reshape(-1, kh * kw, c).transpose(1, 0, 2))
+    np.testing.assert_allclose(F.col2im(offsets_first, shape, k, s, p, channels_last=True, offsets_first=True),
+                               F.col2im(cols, shape, k, s, p, channels_last=True), rtol=1e-12, atol=1e-12)
+    with pytest.raises(ValueError, match="offsets_first needs channels_last"):
+        F.col2im(offsets_first, (n, c, h, w), k, s, p, offsets_first=True)
+
+
 def test_col2im_counts_window_coverage():
     # a 3x3 window sliding with stride 1 over 4x4 covers the centre 4 times, corners once
     ones = np.ones((4, 9))

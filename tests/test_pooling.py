@@ -87,6 +87,44 @@ def test_channels_last_input_gives_same_results(rng, cls, k, s, p):
     assert check_layer(cls(k, s, p), channels_last(x)).passed
 
 
+def _is_channels_last(a):
+    return a.strides[1] == a.itemsize and a.strides[1] < a.strides[3]
+
+
+@pytest.mark.parametrize("cls", [MaxPool2D, AvgPool2D])
+@pytest.mark.parametrize("k,s,p", [(2, None, 0), (3, 2, 1), (3, 1, 0)])
+def test_channels_last_input_stays_channels_last(rng, cls, k, s, p):
+    """The fast path: output, cache and dx keep the channels-last layout of Conv2D's output,
+    whatever the layout of the incoming gradient (a C-ordered dy is converted once)."""
+    x = rng.standard_normal((2, 3, 6, 6))
+    ref = cls(k, s, p)
+    y_ref = ref.forward(x, training=True)
+    dy = rng.standard_normal(y_ref.shape)
+    dx_ref = ref.backward(dy)
+    for dy_layout in (np.ascontiguousarray, channels_last):
+        layer = cls(k, s, p)
+        y = layer.forward(channels_last(x), training=True)
+        assert _is_channels_last(y)
+        dx = layer.backward(dy_layout(dy))
+        assert _is_channels_last(dx)
+        np.testing.assert_array_equal(y, y_ref)
+        np.testing.assert_array_equal(dx, dx_ref)
+
+
+def test_max_pool_large_window_ties_use_wide_indices(rng):
+    """Windows of 128 or more positions store int32 indices; ties still pick the first maximum."""
+    x = np.zeros((1, 2, 12, 11))
+    x[0, 1, 5, 7] = x[0, 1, 9, 2] = 1.0  # a tie between two later positions
+    layer = MaxPool2D((12, 11))
+    y = layer.forward(x, training=True)
+    dx = layer.backward(np.full(y.shape, 2.0))
+    expected = np.zeros_like(x)
+    expected[0, 0, 0, 0] = 2.0  # all-zero window: the first position
+    expected[0, 1, 5, 7] = 2.0  # (5, 7) comes before (9, 2) in row-major order
+    np.testing.assert_array_equal(dx, expected)
+    assert layer._cache[0].dtype == np.int32
+
+
 @pytest.mark.parametrize("layout", [np.ascontiguousarray, channels_last])
 def test_max_pool_ties_send_gradient_to_first_position_only(rng, layout):
     x = layout(np.zeros((2, 3, 4, 6)))

@@ -172,22 +172,33 @@ class Conv2D(Layer):
 
     def backward(self, dy, need_input_grad=True):
         cols, x_shape, pads = self._require_cache()
+        self._cache = None  # backward consumes the cache: its im2col buffer is reused below
         xp = get_array_module(dy)
         n, c, h, w = x_shape
+        (kh, kw), f = self.kernel_size, self.filters
         # rows of dY in the same (N, Ho, Wo) order as the im2col rows (free when dy is channels-last)
-        dym = dy.transpose(0, 2, 3, 1).reshape(-1, self.filters)
+        dym = dy.transpose(0, 2, 3, 1).reshape(-1, f)
         # dL/dW = cols^T dY, reordered from (kh, kw, C, F) to PyTorch's (F, C, kh, kw)
         dWm = xp.matmul(cols.T, dym)
-        self.grads["W"][...] = dWm.reshape(*self.kernel_size, c, self.filters).transpose(3, 2, 0, 1)
+        self.grads["W"][...] = dWm.reshape(kh, kw, c, f).transpose(3, 2, 0, 1)
         if self.use_bias:
             # dL/db = column sums of dY; a BLAS ones-vector product is ~10x faster than sum(axis=0)
             # on this tall matrix and accumulates float32 more accurately
             self.grads["b"][...] = xp.matmul(xp.ones(dym.shape[0], dtype=dym.dtype), dym)
         if not need_input_grad:
             return None
-        # dL/dx = col2im(dY W^T): each window's gradient summed back onto its input pixels
-        dcols = xp.matmul(dym, self._weight_matrix().T)
-        dx = F.col2im(dcols, (n, h, w, c), self.kernel_size, self.stride, pads, channels_last=True)
+        # dL/dx = col2im(dY W^T). dY W^T is computed per kernel offset, dY @ W[:, :, a, b]
+        # (one batched product), giving the columns offset-major: (kh * kw, N * Ho * Wo, C).
+        # col2im then adds contiguous slabs, and the product is written into the im2col buffer,
+        # which dW no longer needs (same size), so the step never holds two such buffers.
+        Wk = self.params["W"].transpose(2, 3, 0, 1).reshape(kh * kw, f, c)
+        dtype = np.result_type(dym.dtype, Wk.dtype)
+        reuse = cols.dtype == dtype and cols.flags.c_contiguous and cols.flags.writeable
+        out = cols.reshape(kh * kw, -1, c) if reuse else None
+        dcols = xp.matmul(dym, Wk, out=out)
+        del cols, out
+        dx = F.col2im(dcols, (n, h, w, c), self.kernel_size, self.stride, pads, channels_last=True,
+                      offsets_first=True)
         return dx.transpose(0, 3, 1, 2)
 
     def get_config(self):

@@ -31,6 +31,16 @@ def _is_channels_last(x):
     return not x.flags.c_contiguous and x.transpose(0, 2, 3, 1).flags.c_contiguous
 
 
+def _in_layout(xp, a, channels_last):
+    """``a`` stored channels-last (or C-ordered): one copy when its layout differs, so the
+    elementwise passes that follow run over matching memory orders (several times faster)."""
+    if channels_last == _is_channels_last(a) or (not channels_last and a.flags.c_contiguous):
+        return a
+    if channels_last:
+        return xp.ascontiguousarray(a.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
+    return xp.ascontiguousarray(a)
+
+
 class _Pool2D(Layer):
     """Shared geometry of MaxPool2D and AvgPool2D."""
 
@@ -120,22 +130,20 @@ class _Pool2D(Layer):
         (pt, _), (pl, _) = pads
         return dxpad[:, :, pt:pt + x_shape[2], pl:pl + x_shape[3]]
 
-    def _reduce_windows(self, x, ufunc):
-        """Reduce every window with the binary ``ufunc`` (maximum, add) over its ``ph * pw`` views.
-
-        Returns ``(x, pads, tiled, views, y)``: the validated input, its padding, whether the
-        windows tile it, the window views and the ``(N, C, Ho, Wo)`` result.
-        """
+    def _windows(self, x):
+        """``(x, pads, tiled, views)``: the validated input, its padding, whether the windows
+        tile it, and the ``ph * pw`` window views (see ``_offsets``)."""
         x, pads, (ho, wo) = self._prepare(x)
         tiled = self._tiled(x.shape, pads)
-        views = self._window_views(x, pads, ho, wo, tiled)
-        y = views[0].copy()
-        for v in views[1:]:
-            ufunc(y, v, out=y)
-        return x, pads, tiled, views, y
+        return x, pads, tiled, self._window_views(x, pads, ho, wo, tiled)
 
     def _window_views(self, x, pads, ho, wo, tiled):
-        return self._offsets(x if tiled else F.pad_spatial(x, pads, self.pad_value), ho, wo, tiled)
+        if tiled:
+            return self._offsets(x, ho, wo, tiled)
+        if _is_channels_last(x):  # pad in the same layout
+            xpad = F.pad_spatial(x.transpose(0, 2, 3, 1), pads, self.pad_value, channels_last=True)
+            return self._offsets(xpad.transpose(0, 3, 1, 2), ho, wo, tiled)
+        return self._offsets(F.pad_spatial(x, pads, self.pad_value), ho, wo, tiled)
 
     def output_shape(self, input_shape):
         _, (ho, wo) = self._geometry(tuple(input_shape))
@@ -168,23 +176,21 @@ class MaxPool2D(_Pool2D):
 
     def forward(self, x, training=False):
         xp = get_array_module(x)
-        x, pads, tiled, views, y = self._reduce_windows(x, xp.maximum)
+        x, pads, tiled, views = self._windows(x)
         (ph, pw) = self.pool_size
-        if not training:
-            self._cache = None
-            return y
-        # index of the first maximum of each window in row-major order (PyTorch's tie rule):
-        # scan the window positions in order and keep only hits in windows not yet resolved
         itype = np.dtype(np.int8 if ph * pw < 128 else np.int32).type
-        idx = xp.zeros(y.shape, dtype=itype)
-        todo = xp.ones(y.shape, dtype=bool)
-        for k, v in enumerate(views):
-            hit = v == y
-            hit &= todo
-            todo ^= hit
-            if k:
-                idx += hit * itype(k)  # integer arithmetic: much faster than copyto(where=)
-        self._cache = (idx, x.shape, pads, tiled, _is_channels_last(x))
+        # running maximum over the window positions in row-major order. For backward, record
+        # where it was last raised: a later position takes over only when strictly greater, so
+        # with ties the first maximum keeps the gradient (PyTorch's rule); positions k only
+        # increase, so the last take-over is the largest k * took.
+        y = views[0].copy(order="K")  # keeps the input's memory layout
+        idx = xp.zeros_like(y, dtype=itype) if training else None  # same layout as y
+        for k, v in enumerate(views[1:], start=1):
+            if training:
+                took = v > y
+                xp.maximum(idx, took * itype(k), out=idx)
+            xp.maximum(y, v, out=y)
+        self._cache = (idx, x.shape, pads, tiled, _is_channels_last(x)) if training else None
         return y
 
     def backward(self, dy, need_input_grad=True):
@@ -192,6 +198,7 @@ class MaxPool2D(_Pool2D):
         if not need_input_grad:
             return None
         xp = get_array_module(dy)
+        dy = _in_layout(xp, dy, channels_last)  # the layout of idx and dx
         dxpad = self._grad_buffer(xp, x_shape, pads, dy.dtype, channels_last, tiled)
         # dy flows only to the (first) maximum of its window
         for k, view in enumerate(self._offsets(dxpad, *dy.shape[2:], tiled)):
@@ -216,7 +223,11 @@ class AvgPool2D(_Pool2D):
     """
 
     def forward(self, x, training=False):
-        x, pads, tiled, _, y = self._reduce_windows(x, get_array_module(x).add)
+        xp = get_array_module(x)
+        x, pads, tiled, views = self._windows(x)
+        y = views[0].copy(order="K")  # keeps the input's memory layout
+        for v in views[1:]:
+            xp.add(y, v, out=y)
         (ph, pw) = self.pool_size
         y *= 1.0 / (ph * pw)
         self._cache = (x.shape, pads, tiled, _is_channels_last(x)) if training else None
@@ -228,7 +239,8 @@ class AvgPool2D(_Pool2D):
             return None
         xp = get_array_module(dy)
         (ph, pw) = self.pool_size
-        g = dy * (1.0 / (ph * pw))  # each input of a window receives dy / window size
+        # each input of a window receives dy / window size
+        g = _in_layout(xp, dy, channels_last) * (1.0 / (ph * pw))
         dxpad = self._grad_buffer(xp, x_shape, pads, g.dtype, channels_last, tiled)
         for view in self._offsets(dxpad, *dy.shape[2:], tiled):
             if tiled:
