@@ -90,3 +90,27 @@ def test_config_round_trip():
     clone = Dense(**layer.get_config())
     assert clone.get_config() == layer.get_config()
     assert isinstance(clone.regularizer, L2) and clone.regularizer.l2 == 0.1
+
+
+@pytest.mark.parametrize("batch", [1, 2, 32])
+def test_weight_gradient_matches_matmul(rng, batch):
+    """dW is one GEMM for every batch size, including the rank-1 case of a single sample."""
+    layer = Dense(7, in_features=5)
+    layer.astype(np.float64)
+    x = rng.standard_normal((batch, 5))
+    dy = rng.standard_normal((batch, 7))
+    layer.forward(x, training=True)
+    dx = layer.backward(dy)
+    np.testing.assert_allclose(layer.grads["W"], x.T @ dy, rtol=1e-14, atol=1e-14)
+    np.testing.assert_allclose(layer.grads["b"], dy.sum(axis=0), rtol=1e-14, atol=1e-14)
+    np.testing.assert_allclose(dx, dy @ layer.params["W"].T, rtol=1e-14, atol=1e-14)
+
+
+def test_weight_gradient_with_input_of_another_dtype(rng):
+    """A float32 layer fed float64 inputs still fills its float32 gradients."""
+    layer = Dense(3, in_features=4)
+    x = rng.standard_normal((1, 4))
+    y = layer.forward(x, training=True)
+    layer.backward(np.ones_like(y))
+    assert layer.grads["W"].dtype == np.float32
+    np.testing.assert_allclose(layer.grads["W"], x.T @ np.ones((1, 3)), rtol=1e-6)

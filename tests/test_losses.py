@@ -35,6 +35,23 @@ def test_cross_entropy_extreme_logits_finite():
     assert grad.dtype == np.float32
 
 
+
+@pytest.mark.parametrize("n, c", [(1, 10), (1, 2), (7, 3), (64, 10)])
+@pytest.mark.parametrize("order", ["C", "F"])
+def test_cross_entropy_labels_match_reference(rng, n, c, order):
+    """The flat-index gradient equals (softmax - onehot) / n for any batch size and memory order;
+    the loss object is reused across sizes (it caches the row offsets)."""
+    loss = SoftmaxCrossEntropy()
+    for m in (n, 1, n + 3):
+        z = np.asarray(rng.standard_normal((m, c)), order=order)
+        y = rng.integers(0, c, m).astype(np.int32)
+        p = np.exp(z - z.max(1, keepdims=True))
+        p /= p.sum(1, keepdims=True)
+        value, grad = loss(z, y)
+        assert value == pytest.approx(-np.mean(np.log(p[np.arange(m), y])))
+        np.testing.assert_allclose(grad, (p - np.eye(c)[y]) / m, rtol=1e-12, atol=1e-15)
+        assert grad.dtype == z.dtype
+
 @pytest.mark.parametrize("target", ["labels", "onehot", "soft"])
 def test_cross_entropy_gradcheck(rng, target):
     z = rng.standard_normal((6, 5))

@@ -248,3 +248,14 @@ def test_fit_streams_memory_mapped_uint8_data(tmp_path):
     assert peak < 3_000_000  # batches and activations (~2.1 MB), never a float32 copy of the data (18.8 MB)
     assert hist["val_accuracy"][-1] > 0.95
     np.testing.assert_array_equal(model.predict_classes(X[:50]), model.predict_classes(np.asarray(X[:50])))
+
+
+def test_check_finite_huge_but_finite_values_pass():
+    """The one-pass sum may overflow for huge finite values; the exact check then clears them."""
+    from scratchnn.model import check_finite
+
+    X = np.full((4, 3), 3e38, dtype=np.float32)
+    check_finite(X)  # sum is inf, every entry finite: no error
+    X[2, 1] = -np.inf
+    with pytest.raises(ValueError, match=r"contains -inf at index \(2, 1\)"):
+        check_finite(X)

@@ -14,8 +14,7 @@ _default_dtype = np.dtype(np.float32)
 def get_array_module(*arrays):
     """Return the array module (``numpy`` or ``cupy``) that owns ``arrays``."""
     for a in arrays:
-        mod = type(a).__module__
-        if mod.startswith("cupy"):
+        if type(a) is not np.ndarray and type(a).__module__.startswith("cupy"):
             import cupy  # noqa: PLC0415 - optional GPU backend, imported only when used
 
             return cupy

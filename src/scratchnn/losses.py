@@ -66,14 +66,20 @@ class SoftmaxCrossEntropy(Loss):
             if len(target) != n:
                 raise ValueError(f"SoftmaxCrossEntropy: {n} predictions but {len(target)} labels")
             y = check_labels(target, c) if self.check else target
-            rows = self._rows(n)
-            e = z - z.max(axis=1, keepdims=True)  # shifted logits, max 0: exp cannot overflow
-            zy = e[rows, y]
+            # (reductions call the ufuncs directly: ndarray.max/.sum add a Python wrapper per call,
+            # which shows at batch size 1, where this loss runs once per sample)
+            e = z - xp.maximum.reduce(z, axis=1, keepdims=True)  # shifted logits, max 0: exp cannot overflow
+            if not e.flags.c_contiguous:  # (Fortran-ordered logits) flat must be a view of e
+                e = xp.ascontiguousarray(e)
+            flat = e.reshape(-1)
+            hit = self._row_starts(xp, n, c) + y  # flat positions of e[i, y_i]
+            zy = flat[hit]
             xp.exp(e, out=e)
-            s = e.sum(axis=1, keepdims=True)
-            value = float(xp.log(s).sum() - zy.sum()) / n  # mean of logsumexp(z) - z_y
+            s = xp.add.reduce(e, axis=1, keepdims=True)
             e /= s  # softmax
-            e[rows, y] -= 1  # fused gradient (p - onehot(y)) / n
+            flat[hit] -= 1  # fused gradient (p - onehot(y)) / n
+            # mean of logsumexp(z) - z_y
+            value = float(xp.add.reduce(xp.log(s, out=s), axis=None) - xp.add.reduce(zy)) / n
         else:
             if target.shape != z.shape:
                 raise ValueError(f"SoftmaxCrossEntropy: one-hot targets must have shape {tuple(z.shape)}, "
@@ -83,15 +89,17 @@ class SoftmaxCrossEntropy(Loss):
             s = e.sum(axis=1, keepdims=True)
             value = float(xp.sum(target * (xp.log(s) - shifted)) / n)
             # d/dz sum_k t_k (logsumexp(z) - z_k) = p * sum(t) - t  (= p - t for one-hot rows)
-            e = (e / s) * target.sum(axis=1, keepdims=True) - target
-        e *= z.dtype.type(1.0 / n)
-        return value, e.astype(z.dtype, copy=False)
+            e = ((e / s) * target.sum(axis=1, keepdims=True) - target).astype(z.dtype, copy=False)
+        e *= 1.0 / n  # in place: e keeps the logits' dtype
+        return value, e
 
-    def _rows(self, n):
-        rows = getattr(self, "_row_index", None)
-        if rows is None or len(rows) < n:
-            rows = self._row_index = np.arange(max(n, 1))
-        return rows[:n]
+    def _row_starts(self, xp, n, c):
+        """``[0, c, 2c, ...]`` (``n`` entries): where each row of an ``(n, c)`` array starts
+        once flattened; cached, since every batch of a fit asks for the same ones."""
+        starts = getattr(self, "_starts", None)
+        if starts is None or starts[0] != (xp, c) or len(starts[1]) < n:
+            starts = self._starts = ((xp, c), xp.arange(max(n, 1)) * c)
+        return starts[1][:n]
 
     def value(self, pred, target):
         target = np.asarray(target)

@@ -30,8 +30,8 @@ class TrainingDivergedError(FloatingPointError):
 def check_finite(X, what="X"):
     """Raise a ValueError naming the first NaN/inf entry of ``X``."""
     X = np.asarray(X)
-    if X.dtype.kind not in "fc" or np.isfinite(np.sum(X, dtype=np.float64)):
-        return  # one pass, no copy; a non-finite sum (NaN/inf, or huge float64 values) is checked below
+    if X.dtype.kind not in "fc" or np.isfinite(X.sum()):
+        return  # one pass, no copy; a non-finite sum (NaN/inf, or an overflow of huge values) is checked below
     if not np.isfinite(X).all():
         bad = np.argwhere(~np.isfinite(X))[0]
         raise ValueError(f"{what} contains {X[tuple(bad)]} at index {tuple(int(i) for i in bad)}; "

@@ -121,11 +121,11 @@ class SGD(Optimizer):
             raise ValueError("SGD: nesterov=True needs momentum > 0")
 
     def update(self, key, p, g):
-        t = p.dtype.type
         if self.momentum == 0:
-            g *= t(-self.lr)  # the gradient becomes the step: no temporary
+            g *= -self.lr  # the gradient becomes the step: no temporary (in place, so g keeps its dtype)
             p += g
             return
+        t = p.dtype.type
         mu = t(self.momentum)
         v = self._slot(key, "velocity", p)
         v *= mu
