@@ -12,6 +12,7 @@ from scratchnn.optimizers import SGD
 def split(monkeypatch):
     """Two threads, and every batch worth splitting."""
     monkeypatch.setattr(parallel, "MIN_SHARD_MACS", 1)
+    monkeypatch.setattr(parallel, "MIN_MOVED_PER_MAC", 0)
     old = parallel._num_threads
     snn.set_num_threads(2)
     yield
@@ -166,17 +167,22 @@ def test_inference_split_matches_single_thread(split):
 
 def test_shard_rules():
     assert parallel.bounds(10, 3) == [(0, 3), (3, 6), (6, 10)]
-    assert parallel.shards_for(64, 4_000_000, threads=2) == 2
-    assert parallel.shards_for(32, 100_000, threads=2) == 1  # too little work to hand off
-    assert parallel.shards_for(1, 10**9, threads=4) == 1
+    conv_net = (4_300_000, 150_000)  # the benchmark CNN: much work outside the matrix products
+    assert parallel.shards_for(64, conv_net, threads=2) == 2
+    assert parallel.shards_for(64, conv_net, threads=1) == 1
+    assert parallel.shards_for(1, conv_net, threads=4) == 1
+    assert parallel.shards_for(512, (1_860_000, 7_000), threads=2) == 1  # an MLP: BLAS threads do better
+    assert parallel.shards_for(1, (100_000, 10_000), threads=2) == 1  # too little work to hand off
     with pytest.raises(ValueError, match="positive int"):
         snn.set_num_threads(0)
 
 
-def test_macs_per_sample_counts_conv_positions():
+def test_work_per_sample_counts_conv_positions_and_im2col():
     m = snn.Sequential([Conv2D(8, 3, padding="same"), Flatten(), Dense(10)])
     m.build((1, 5, 5))
-    assert m._macs_per_sample() == (8 * 9 + 8) * 25 + (200 * 10 + 10)
+    conv_macs, dense_macs = (8 * 9 + 8) * 25, 200 * 10 + 10
+    conv_moved = 8 * 25 + conv_macs // 8  # output + im2col (one 3x3 window per pixel)
+    assert m._work_per_sample() == (conv_macs + dense_macs, conv_moved + 200 + 10 + dense_macs // 10)
 
 
 def test_resume_with_split_batches_is_exact(split, tmp_path):

@@ -294,14 +294,14 @@ class Sequential:
 
     def _make_replicas(self, batch_size):
         """Per-thread copies of the layers when batches of ``batch_size`` are worth splitting."""
-        shards = parallel.shards_for(batch_size, self._macs_per_sample())
+        shards = parallel.shards_for(batch_size, self._work_per_sample())
         return parallel.Replicas(self, shards) if shards > 1 else None
 
-    def _macs_per_sample(self):
+    def _work_per_sample(self):
         key = (self.input_shape, len(self.layers))
-        if getattr(self, "_macs", (None, 0))[0] != key:
-            self._macs = (key, parallel.macs_per_sample(self.layers, self.input_shape))
-        return self._macs[1]
+        if getattr(self, "_work", (None, 0))[0] != key:
+            self._work = (key, parallel.work_per_sample(self.layers, self.input_shape))
+        return self._work[1]
 
     def _make_plan(self):
         """What one update touches: the trainable parameters and gradients (dicts keyed
@@ -363,7 +363,7 @@ class Sequential:
 
     def _infer(self, x):
         """Inference-mode forward pass of one batch, split across threads when it is large."""
-        shards = parallel.shards_for(len(x), self._macs_per_sample()) if len(x) > 1 else 1
+        shards = parallel.shards_for(len(x), self._work_per_sample()) if len(x) > 1 else 1
         if shards < 2:
             return forward(self.layers, x)
         with parallel.single_blas_thread() if self._replicas is None else contextlib.nullcontext():
