@@ -268,8 +268,8 @@ class Sequential:
                             xbuf[:m] = X[idx]
                             xb = xbuf[:m]
                         else:
-                            xb = np.take(X, idx, axis=0, out=xbuf[:m], mode="clip")  # "raise" would buffer
-                        yb = np.take(y, idx, axis=0, out=ybuf[:m], mode="clip")
+                            xb = X.take(idx, 0, xbuf[:m], "clip")  # into the buffer; "raise" would copy twice
+                        yb = y.take(idx, 0, ybuf[:m], "clip")
                         loss, hits = self.train_step(xb, yb, classify, epoch, b)
                         total_loss += loss * m
                         correct += hits
