@@ -3,9 +3,8 @@
 NumPy releases the GIL inside its kernels, so ``k`` Python threads that each run the
 forward and backward pass of ``1/k`` of a mini-batch, with **one BLAS thread each**, keep
 ``k`` cores busy through the whole step: the im2col copies, pooling, activations and the
-loss as well as the matrix products. (Leaving the threading to BLAS parallelizes only
-the matrix products, and splits each one into pieces that are often too small to
-scale.) This is data parallelism inside one process:
+loss as well as the matrix products (BLAS threads parallelize only the matrix products).
+This is data parallelism inside one process:
 
 * thread 0 runs its shard through the model's own layers, thread ``i > 0`` through
   *replicas* (``Layer.replica``) that share the parameters and own their gradients and
@@ -13,7 +12,8 @@ scale.) This is data parallelism inside one process:
 * each shard's loss gradient is scaled by ``shard_size / batch_size``, so after the
   replicas' gradients are added into the layers' own ones they are exactly the gradients
   of the whole batch's mean loss (up to float rounding order);
-* then the optimizer steps once, as in a single-threaded step.
+* then each trainable layer is regularized, stepped and constrained once, as in a
+  single-threaded step, the layers shared out among the threads.
 
 Layers whose training output couples the samples of a batch (batch normalization,
 ``Layer.batch_coupled``) add their per-thread sums through a ``SyncGroup`` before using
