@@ -223,3 +223,30 @@ def test_every_optimizer_steps_the_same_split_or_not(split, opt):
     for a, b in zip(*[r.layers for r in runs]):
         for k in a.params:
             np.testing.assert_allclose(a.params[k], b.params[k], rtol=1e-8, atol=1e-10)
+
+
+def test_non_finite_loss_in_one_shard_stops_the_run_without_deadlock(split):
+    import threading
+
+    class NanForLabelTwo(snn.losses.SoftmaxCrossEntropy):  # a loss that fails on one shard only
+        def __call__(self, pred, target):
+            value, grad = super().__call__(pred, target)
+            return (float("nan") if (target == 2).any() else value), grad
+
+    X, y = images(16)
+    y[:] = y % 2
+    y[12] = 2  # in the second shard
+    m = snn.Sequential([Flatten(), Dense(8), BatchNorm(), ReLU(), Dense(3)]).compile(SGD(0.1), NanForLabelTwo())
+    errors = []
+
+    def fit():
+        try:
+            m.fit(X, y, epochs=1, batch_size=16, verbose=0, shuffle=False)
+        except Exception as e:  # noqa: BLE001
+            errors.append(e)
+
+    t = threading.Thread(target=fit, daemon=True)
+    t.start()
+    t.join(60)
+    assert not t.is_alive(), "the split step deadlocked"
+    assert errors and isinstance(errors[0], snn.TrainingDivergedError)

@@ -341,15 +341,17 @@ class Sequential:
         return loss, hits
 
     @staticmethod
-    def _forward_backward(layers, loss_fn, xb, yb, classify, scale=1.0):
-        """Forward, loss and backward of one batch (or one thread's share of it, whose loss
-        and gradients are weighted by ``scale``); returns ``(loss, correct predictions)``."""
+    def _forward_backward(layers, loss_fn, xb, yb, classify, scale=1.0, shard=False):
+        """Forward, loss and backward of one batch (or of one thread's ``shard`` of it, whose
+        loss and gradients are weighted by ``scale``); returns ``(loss, correct predictions)``."""
         out = forward(layers, xb, training=True)
         loss, dout = loss_fn(out, yb)
         if scale != 1.0:
             loss *= scale
             dout = dout * dout.dtype.type(scale)
-        if math.isfinite(loss):  # otherwise train_step stops the run: no update follows
+        # a non-finite loss stops the run before any update, so its backward can be skipped;
+        # but not by one shard alone: batch norm's backward waits for every shard
+        if shard or math.isfinite(loss):
             backward(layers, dout)
         if not classify:
             return loss, 0

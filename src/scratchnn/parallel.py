@@ -230,7 +230,7 @@ class Replicas:
 
         def task(layers, loss_fn, a, b):
             try:
-                return step(layers, loss_fn, xb[a:b], yb[a:b], classify, (b - a) / n)
+                return step(layers, loss_fn, xb[a:b], yb[a:b], classify, (b - a) / n, shard=True)
             except BaseException:
                 for group in self.groups:  # release the threads waiting for this one
                     group.barrier.abort()
