@@ -250,3 +250,21 @@ def test_non_finite_loss_in_one_shard_stops_the_run_without_deadlock(split):
     t.join(60)
     assert not t.is_alive(), "the split step deadlocked"
     assert errors and isinstance(errors[0], snn.TrainingDivergedError)
+
+
+def test_overlapping_blas_limits_restore_the_original_count():
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+
+    def numpy_blas_threads():
+        return [d["num_threads"] for d in threadpoolctl.threadpool_info()
+                if d["user_api"] == "blas" and "numpy" in d["filepath"]]
+
+    with threadpoolctl.threadpool_limits(2, user_api="blas"):
+        before = numpy_blas_threads()
+        a, b = parallel.single_blas_thread(), parallel.single_blas_thread()
+        a.__enter__()  # two fits in two threads: entered A, B, left A, B
+        b.__enter__()
+        a.__exit__(None, None, None)
+        assert numpy_blas_threads() == [1] * len(before)  # B still splits batches
+        b.__exit__(None, None, None)
+        assert numpy_blas_threads() == before

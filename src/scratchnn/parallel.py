@@ -33,6 +33,7 @@ steps cannot repay a thread hand-off. ``shards_for`` holds the rule.
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 import os
 import threading
@@ -44,6 +45,8 @@ _pool: ThreadPoolExecutor | None = None
 _pool_size = 0
 _lock = threading.Lock()
 _controller = None
+_blas_users = 0  # threads inside single_blas_thread()
+_blas_limit = None
 
 #: below this many multiply-adds per shard a thread hand-off costs more than it saves
 MIN_SHARD_MACS = 6_000_000
@@ -86,17 +89,30 @@ def _executor(workers: int) -> ThreadPoolExecutor:
         return _pool
 
 
+@contextlib.contextmanager
 def single_blas_thread():
     """Context manager limiting BLAS to one thread per calling thread (threadpoolctl).
 
-    OpenBLAS' thread count is a process-wide setting: it is restored on exit.
+    OpenBLAS' thread count is a process-wide setting: the first of overlapping users (fits
+    running in several threads, say) sets it, the last one restores it.
     """
-    global _controller
-    if _controller is None:
-        from threadpoolctl import ThreadpoolController
+    global _controller, _blas_users, _blas_limit
+    with _lock:
+        if _blas_users == 0:
+            if _controller is None:
+                from threadpoolctl import ThreadpoolController
 
-        _controller = ThreadpoolController()
-    return _controller.limit(limits=1, user_api="blas")
+                _controller = ThreadpoolController()
+            _blas_limit = _controller.limit(limits=1, user_api="blas")
+        _blas_users += 1
+    try:
+        yield
+    finally:
+        with _lock:
+            _blas_users -= 1
+            if _blas_users == 0:
+                _blas_limit.restore_original_limits()
+                _blas_limit = None
 
 
 def work_per_sample(layers, input_shape) -> tuple[int, int]:
