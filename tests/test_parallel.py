@@ -19,6 +19,14 @@ def split(monkeypatch):
     snn.set_num_threads(old)
 
 
+def numpy_blas_threads():
+    """NumPy's BLAS thread count(s); other libraries' BLAS (SciPy's, say) are not scratchnn's concern."""
+    import threadpoolctl
+
+    return [d["num_threads"] for d in threadpoolctl.threadpool_info()
+            if d["user_api"] == "blas" and "numpy" in d["filepath"]]
+
+
 def cnn(seed=0, dtype="float64", extra=()):
     snn.set_seed(seed)
     m = snn.Sequential([*extra, Conv2D(4, 3, padding=1), ReLU(), MaxPool2D(2), Flatten(), Dense(16), ReLU(), Dense(3)],
@@ -63,14 +71,10 @@ def test_fit_split_matches_single_thread(split):
 
 
 def test_split_is_used_and_blas_threads_are_restored(split):
-    threadpoolctl = pytest.importorskip("threadpoolctl")
+    pytest.importorskip("threadpoolctl")
     X, y = images(40)
     m = cnn()
     seen = []
-
-    def numpy_blas_threads():  # other libraries' BLAS (SciPy's, say) are not scratchnn's concern
-        return [d["num_threads"] for d in threadpoolctl.threadpool_info()
-                if d["user_api"] == "blas" and "numpy" in d["filepath"]]
 
     class Spy(snn.callbacks.Callback):
         def on_epoch_begin(self, epoch, logs=None):
@@ -123,36 +127,34 @@ def test_batch_norm_uses_whole_batch_statistics_across_threads(split, norm):
         assert getattr(b, "sync", None) is None
 
 
-def test_failure_in_one_thread_releases_batch_norm_peers(split):
-    class FailOnSecondShard(Layer):
-        def forward(self, x, training=False):
-            if (x[:, 0, 0, 0] < -100).any():
-                raise ValueError("FailOnSecondShard: bad sample")
-            return x
+class RejectsMarkedSample(Layer):
+    """Identity that raises on a sample whose first pixel is marked (< -100)."""
 
-        def backward(self, dy, need_input_grad=True):
-            return dy
+    def forward(self, x, training=False):
+        if (x[:, 0, 0, 0] < -100).any():
+            raise ValueError("RejectsMarkedSample: bad sample")
+        return x
 
+    def backward(self, dy, need_input_grad=True):
+        return dy
+
+
+def marked_images():
     X, y = images(16)
-    X[15, 0, 0, 0] = -1000
-    m = snn.Sequential([FailOnSecondShard(), Flatten(), Dense(8), BatchNorm(), Dense(3)]).compile("sgd")
+    X[15, 0, 0, 0] = -1000  # in the second shard, which a helper thread runs
+    return X, y
+
+
+def test_failure_in_one_thread_releases_batch_norm_peers(split):
+    X, y = marked_images()
+    m = snn.Sequential([RejectsMarkedSample(), Flatten(), Dense(8), BatchNorm(), Dense(3)]).compile("sgd")
     with pytest.raises(ValueError, match="bad sample"):  # not a deadlock, not a BrokenBarrierError
         m.fit(X, y, epochs=1, batch_size=16, verbose=0, shuffle=False)
 
 
 def test_error_in_a_worker_thread_reaches_the_caller(split):
-    class NoNegativeFirstPixel(Layer):
-        def forward(self, x, training=False):
-            if (x[:, 0, 0, 0] < -100).any():
-                raise ValueError("NoNegativeFirstPixel: bad sample")
-            return x
-
-        def backward(self, dy, need_input_grad=True):
-            return dy
-
-    X, y = images(16)
-    X[15, 0, 0, 0] = -1000  # in the second shard, which a helper thread runs
-    m = cnn(extra=[NoNegativeFirstPixel()])
+    X, y = marked_images()
+    m = cnn(extra=[RejectsMarkedSample()])
     with pytest.raises(ValueError, match="bad sample"):
         m.fit(X, y, epochs=1, batch_size=16, verbose=0, shuffle=False)
 
@@ -254,11 +256,6 @@ def test_non_finite_loss_in_one_shard_stops_the_run_without_deadlock(split):
 
 def test_overlapping_blas_limits_restore_the_original_count():
     threadpoolctl = pytest.importorskip("threadpoolctl")
-
-    def numpy_blas_threads():
-        return [d["num_threads"] for d in threadpoolctl.threadpool_info()
-                if d["user_api"] == "blas" and "numpy" in d["filepath"]]
-
     with threadpoolctl.threadpool_limits(2, user_api="blas"):
         before = numpy_blas_threads()
         a, b = parallel.single_blas_thread(), parallel.single_blas_thread()
