@@ -264,7 +264,8 @@ class Sequential:
                 for epoch in range(initial_epoch, epochs):
                     self.optimizer.set_epoch(epoch)
                     cbs.on_epoch_begin(epoch)
-                    self._plan = self._make_plan()  # once per epoch, so callbacks may (un)freeze layers
+                    # once per epoch, so callbacks may (un)freeze layers and schedules change lr
+                    self._plan = self._make_plan(direct=self._replicas is None)
                     if self._replicas is not None:
                         self._replicas.new_epoch()
                     t0 = time.perf_counter()
@@ -296,6 +297,8 @@ class Sequential:
         finally:
             if self._replicas is not None:
                 self._replicas.close()
+            for layer in self.layers:  # backward outside fit fills grads again
+                layer.direct_step = None
             self._plan = self._replicas = None
             if checked:
                 self.loss.check = checked
@@ -313,15 +316,26 @@ class Sequential:
             self._work = (key, parallel.work_per_sample(self.layers, self.input_shape))
         return self._work[1]
 
-    def _make_plan(self):
+    def _make_plan(self, direct=False):
         """What one update touches: the trainable parameters and gradients (dicts keyed
-        ``"layer.key"``), and the layers with a penalty or a constraint."""
+        ``"layer.key"``), and the layers with a penalty or a constraint.
+
+        ``direct`` (fit on one thread): where the optimizer's step is a fixed multiple of the
+        gradient (plain SGD), unregularized layers step their ``direct_keys`` themselves
+        during backward (``Layer.direct_step``); those parameters leave the optimizer's dicts.
+        """
+        scale = self.optimizer.direct_step() if direct else None
         params, grads = {}, {}
         for layer in self.layers:
+            direct_keys = ()
+            if scale is not None and layer.trainable and layer.regularizer is None:
+                direct_keys = layer.direct_keys
+            layer.direct_step = scale if direct_keys else None
             if layer.trainable:
                 for k, p in layer.params.items():
-                    params[f"{layer.name}.{k}"] = p
-                    grads[f"{layer.name}.{k}"] = layer.grads[k]
+                    if k not in direct_keys:
+                        params[f"{layer.name}.{k}"] = p
+                        grads[f"{layer.name}.{k}"] = layer.grads[k]
         trainable = [l for l in self.layers if l.trainable and l.params]
         return (params, grads, [l for l in self.layers if l.regularizer is not None],
                 [l for l in trainable if l.regularizer is not None], [l for l in trainable if l.constraint is not None])

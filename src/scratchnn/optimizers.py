@@ -73,6 +73,14 @@ class Optimizer:
     def update(self, key, p, g) -> None:
         raise NotImplementedError
 
+    def direct_step(self) -> float | None:
+        """``s`` when every update is ``p += s * g`` with no state (plain SGD: ``-lr``), else None.
+
+        ``Sequential.fit`` then lets layers add ``s * g`` into their weights during backward
+        (``Layer.direct_keys``), one BLAS call instead of a gradient array and two passes.
+        """
+        return None
+
     def _slot(self, key, name, like):
         st = self.state.setdefault(key, {})
         if name not in st:
@@ -119,6 +127,9 @@ class SGD(Optimizer):
         self.nesterov = bool(nesterov)
         if self.nesterov and self.momentum == 0:
             raise ValueError("SGD: nesterov=True needs momentum > 0")
+
+    def direct_step(self):
+        return -self.lr if self.momentum == 0 else None
 
     def update(self, key, p, g):
         if self.momentum == 0:

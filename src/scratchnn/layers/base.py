@@ -5,6 +5,11 @@
 ``dx = layer.backward(dy)`` returns the gradient w.r.t. the input and fills
 ``layer.grads[k]`` for every ``layer.params[k]``. Optimizers, regularizers,
 gradient checks and save/load use only this interface.
+
+One shortcut, used only inside ``Sequential.fit``: when the optimizer's step is a fixed
+multiple of the gradient (plain SGD, ``Optimizer.direct_step``), a layer listing a parameter
+in ``direct_keys`` is given ``direct_step = s`` and its backward adds ``s * gradient``
+straight into that parameter (one BLAS call) instead of filling ``grads``.
 """
 from __future__ import annotations
 
@@ -41,6 +46,11 @@ class Layer:
     #: (batch normalization): when a batch is split across threads, such a layer adds up its
     #: statistics across the threads through ``self.sync`` (see ``scratchnn.parallel``)
     batch_coupled = False
+    #: parameters whose step ``backward`` can add into the parameter itself when
+    #: ``self.direct_step`` is set (see the module docstring; ``Dense``: its weights)
+    direct_keys: tuple[str, ...] = ()
+    #: set by ``Sequential.fit`` for the duration of a plain-SGD fit, else None
+    direct_step: float | None = None
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import initializers, regularizers
+from .. import blas, initializers, regularizers
 from ..backend import default_dtype, get_array_module, global_rng
 from .base import Layer, check_positive_int
 
@@ -30,6 +30,7 @@ class Dense(Layer):
     """
 
     weight_keys = ("W",)
+    direct_keys = ("W",)
 
     def __init__(self, units, in_features=None, init="xavier_uniform", use_bias=True,
                  regularizer=None, constraint=None, name=None, trainable=True):
@@ -86,20 +87,25 @@ class Dense(Layer):
     def backward(self, dy, need_input_grad=True):
         x = self._require_cache()
         xp = get_array_module(dy)
-        gW = self.grads["W"]
-        # dL/dW = x^T dy, written straight into the gradient. np.dot, not np.matmul: with one
-        # sample (K = 1) matmul skips BLAS and is ~7x slower, dot is one GEMM at every batch
-        # size; it needs an output of the operands' dtype, so a mixed-dtype call uses matmul.
-        if x.dtype == dy.dtype == gW.dtype:
-            xp.dot(x.T, dy, out=gW)
+        W = self.params["W"]
+        # dL/dx = dy W^T, first: a direct step (below) changes W
+        dx = xp.matmul(dy, W.T) if need_input_grad else None
+        if self.direct_step is not None:
+            # plain SGD inside fit: W += -lr * x^T dy in one GEMM, no gradient array
+            blas.add_at_b(self.direct_step, x, dy, W)
         else:
-            xp.matmul(x.T, dy, out=gW)
-        # dL/db = sum over the batch of dy ; dL/dx = dy W^T
+            # dL/dW = x^T dy, written straight into the gradient. np.dot, not np.matmul: with
+            # one sample (K = 1) matmul skips BLAS and is ~7x slower, dot is one GEMM at every
+            # batch size; it needs an output of the operands' dtype, so a mixed-dtype call uses matmul.
+            gW = self.grads["W"]
+            if x.dtype == dy.dtype == gW.dtype:
+                xp.dot(x.T, dy, out=gW)
+            else:
+                xp.matmul(x.T, dy, out=gW)
+        # dL/db = sum over the batch of dy
         if self.use_bias:
             xp.add.reduce(dy, axis=0, out=self.grads["b"])
-        if not need_input_grad:
-            return None
-        return xp.matmul(dy, self.params["W"].T)
+        return dx
 
     def get_config(self):
         return {
