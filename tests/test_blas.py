@@ -58,10 +58,12 @@ def _mlp(seed, dtype, reg=None):
 
 
 def test_plain_sgd_fit_steps_weights_in_backward_exactly_as_the_optimizer_would(monkeypatch):
+    monkeypatch.setattr(blas, "MIN_DIRECT_SIZE", 0)  # every layer of this small net steps directly
     rng = np.random.default_rng(1)
     X, y = rng.standard_normal((96, 6)), rng.integers(0, 3, 96)
     direct = _mlp(0, np.float64).compile(SGD(0.2), "softmax_cross_entropy")
     direct.fit(X, y, epochs=3, batch_size=8, verbose=0, seed=5)
+    assert not any(np.any(layer.grads.get("W", 0)) for layer in direct.layers)  # never written
     monkeypatch.setattr(SGD, "direct_step", lambda self: None)  # the optimizer's own update
     ref = _mlp(0, np.float64).compile(SGD(0.2), "softmax_cross_entropy")
     ref.fit(X, y, epochs=3, batch_size=8, verbose=0, seed=5)
@@ -75,16 +77,19 @@ def test_plain_sgd_fit_steps_weights_in_backward_exactly_as_the_optimizer_would(
     assert np.abs(direct.layers[0].grads["W"]).sum() > 0
 
 
-def test_direct_step_only_where_the_update_is_a_fixed_multiple_of_the_gradient():
-    model = _mlp(0, np.float32, reg=L1(1e-3)).compile(SGD(0.1), "softmax_cross_entropy")
-    model.build((6,))
+def test_direct_step_only_where_the_update_is_a_fixed_multiple_of_the_gradient_and_pays():
+    sn.set_seed(0)
+    model = sn.Sequential([Dense(256, regularizer=L1(1e-3)), ReLU(), Dense(256), ReLU(), Dense(3)])
+    model.compile(SGD(0.1), "softmax_cross_entropy")
+    model.build((300,))
     params, *_ = model._make_plan(direct=True)
-    first, last = model.layers[0], model.layers[2]
+    first, middle, last = model.layers[0], model.layers[2], model.layers[4]
     assert first.direct_step is None and f"{first.name}.W" in params  # regularized: optimizer path
-    assert last.direct_step == pytest.approx(-0.1) and f"{last.name}.W" not in params
-    assert f"{last.name}.b" in params
+    assert middle.direct_step == pytest.approx(-0.1) and f"{middle.name}.W" not in params  # 65,536 weights
+    assert f"{middle.name}.b" in params
+    assert last.direct_step is None and f"{last.name}.W" in params  # 768 weights: a ctypes call costs more
     for opt in (SGD(0.1, momentum=0.9), Adam()):
         assert opt.direct_step() is None
         model.compile(opt, "softmax_cross_entropy")
         model._make_plan(direct=True)
-        assert last.direct_step is None
+        assert middle.direct_step is None

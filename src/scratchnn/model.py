@@ -14,6 +14,7 @@ from functools import partial
 
 import numpy as np
 
+from . import blas
 from . import losses as losses_mod
 from . import parallel
 from . import optimizers as optimizers_mod
@@ -322,14 +323,15 @@ class Sequential:
 
         ``direct`` (fit on one thread): where the optimizer's step is a fixed multiple of the
         gradient (plain SGD), unregularized layers step their ``direct_keys`` themselves
-        during backward (``Layer.direct_step``); those parameters leave the optimizer's dicts.
+        during backward (``Layer.direct_step``) where that pays (``blas.worth_direct``: large
+        matrices); those parameters leave the optimizer's dicts.
         """
         scale = self.optimizer.direct_step() if direct else None
         params, grads = {}, {}
         for layer in self.layers:
             direct_keys = ()
             if scale is not None and layer.trainable and layer.regularizer is None:
-                direct_keys = layer.direct_keys
+                direct_keys = [k for k in layer.direct_keys if blas.worth_direct(layer.params[k])]
             layer.direct_step = scale if direct_keys else None
             if layer.trainable:
                 for k, p in layer.params.items():
