@@ -144,10 +144,12 @@ def default_batch_samples(bs: int, quick: bool) -> int:
 
 
 def default_width_samples(sizes, bs: int, quick: bool) -> int:
-    """Enough samples for ~30 GFLOP (>= 4 steps) per measurement at batch ``bs``."""
-    budget = 8e9 if quick else 3e10
+    """Enough samples for ~100 GFLOP (>= 8 steps) per measurement at batch ``bs``: with fewer
+    (30 GFLOP were 18 steps at width 512) the per-epoch fixed costs of both contenders and the
+    noise of a ~0.2 s measurement weighed in the %peak of the smaller widths."""
+    budget = 8e9 if quick else 1e11
     steps = int(budget / common.mlp_train_flops_per_sample(sizes) / bs)
-    return bs * max(2 if quick else 4, min(steps, common.N_TRAIN // bs))
+    return bs * max(2 if quick else 8, min(steps, common.N_TRAIN // bs))
 
 
 def bench_scaling(data: dict, threads: int, rounds: int, batches=(1, 8, 32, 128, 512),
