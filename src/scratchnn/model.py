@@ -3,7 +3,8 @@
 One mini-batch, end to end: ``fit`` gathers the batch -> each ``layer.forward`` ->
 ``loss`` -> each ``layer.backward`` in reverse -> regularizer gradients ->
 ``optimizer.step(params, grads)`` -> constraints -> callbacks. There is no other
-training loop.
+training loop. (With plain SGD, large weight matrices take their step inside
+``backward`` instead, as one BLAS call: see ``Layer.direct_keys`` and ``scratchnn.blas``.)
 """
 from __future__ import annotations
 
