@@ -61,6 +61,8 @@ def _find(dtype: np.dtype):
         from threadpoolctl import threadpool_info
 
         libs = [d for d in threadpool_info() if d.get("user_api") == "blas"]
+        # NumPy's own first: another BLAS (SciPy's) brings its own thread pool
+        libs.sort(key=lambda d: "numpy" not in str(d.get("filepath", "")).lower())
     except Exception:  # noqa: BLE001 - no threadpoolctl view: use the NumPy fallback
         return None
     for info in libs:
