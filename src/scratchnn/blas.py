@@ -29,7 +29,7 @@ _ROW_MAJOR, _NO_TRANS, _TRANS = 101, 111, 112
 #: smallest matrix (elements) worth a direct update: the ctypes call costs ~6 us more than
 #: np.dot, the two passes it saves ~0.15-0.3 ns per element (measured break-even: 20k-65k)
 MIN_DIRECT_SIZE = 32_768
-_gemm: dict = {}  # dtype char -> ctypes function, or None where only the NumPy fallback works
+_gemm: dict = {}  # dtype char -> ctypes gemm function, or None where only the NumPy fallback works
 _lock = threading.Lock()
 
 
@@ -44,7 +44,7 @@ def _candidates(t: str):
 _INT = ctypes.c_int64 if ctypes.sizeof(ctypes.c_void_p) == 8 else ctypes.c_int32
 
 
-def _self_test(fn, itype, dtype) -> bool:
+def _self_test(fn, dtype) -> bool:
     rng = np.random.default_rng(0)
     a, b = rng.random((5, 3)).astype(dtype), rng.random((5, 4)).astype(dtype)
     c = rng.random((3, 4)).astype(dtype)
@@ -54,7 +54,7 @@ def _self_test(fn, itype, dtype) -> bool:
 
 
 def _find(dtype: np.dtype):
-    """NumPy's BLAS ``?gemm`` for ``dtype`` as ``(function, int type)``, or None."""
+    """NumPy's BLAS ``?gemm`` for ``dtype`` as a ctypes function, or None."""
     t = {"f": "s", "d": "d"}[dtype.char]
     real = {"f": ctypes.c_float, "d": ctypes.c_double}[dtype.char]
     try:
@@ -71,14 +71,14 @@ def _find(dtype: np.dtype):
         except OSError:
             continue
         for name in _candidates(t):
-            fn, itype = getattr(lib, name, None), _INT
+            fn = getattr(lib, name, None)
             if fn is None:
                 continue
-            fn.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int, itype, itype, itype, real,
-                           ctypes.c_void_p, itype, ctypes.c_void_p, itype, real, ctypes.c_void_p, itype]
+            fn.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int, _INT, _INT, _INT, real,
+                           ctypes.c_void_p, _INT, ctypes.c_void_p, _INT, real, ctypes.c_void_p, _INT]
             fn.restype = None
-            if _self_test(fn, itype, dtype):
-                return fn, itype
+            if _self_test(fn, dtype):
+                return fn
     return None
 
 
@@ -109,15 +109,13 @@ def add_at_b(alpha: float, a, b, c) -> None:
     One BLAS GEMM with beta = 1 when all three are NumPy float32 (or all float64) arrays
     with contiguous rows; otherwise NumPy with one temporary. Releases the GIL.
     """
-    found = _gemm.get(a.dtype.char, False) if type(a) is np.ndarray else None
-    if found is False:
-        found = _gemm_for(a.dtype) if a.dtype.char in "fd" else None
-    if (found is not None and type(b) is np.ndarray and type(c) is np.ndarray and a.dtype == b.dtype == c.dtype
+    gemm = _gemm_for(a.dtype) if type(a) is np.ndarray else None
+    if (gemm is not None and type(b) is np.ndarray and type(c) is np.ndarray and a.dtype == b.dtype == c.dtype
             and a.shape[0] == b.shape[0] and c.shape == (a.shape[1], b.shape[1]) and c.flags.writeable):
         lda, ldb, ldc = _rows(a), _rows(b), _rows(c)
         if lda and ldb and ldc and a.shape[0]:
             # (__array_interface__ reads the address faster than .ctypes.data)
-            found[0](_ROW_MAJOR, _TRANS, _NO_TRANS, a.shape[1], b.shape[1], a.shape[0], alpha,
+            gemm(_ROW_MAJOR, _TRANS, _NO_TRANS, a.shape[1], b.shape[1], a.shape[0], alpha,
                      a.__array_interface__["data"][0], lda, b.__array_interface__["data"][0], ldb, 1.0,
                      c.__array_interface__["data"][0], ldc)
             return
