@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from .backend import get_array_module
-from .functional import sigmoid
+from .functional import row_max, row_sum, sigmoid
 
 
 class Loss:
@@ -66,20 +66,19 @@ class SoftmaxCrossEntropy(Loss):
             if len(target) != n:
                 raise ValueError(f"SoftmaxCrossEntropy: {n} predictions but {len(target)} labels")
             y = check_labels(target, c) if self.check else target
-            # (reductions call the ufuncs directly: ndarray.max/.sum add a Python wrapper per call,
-            # which shows at batch size 1, where this loss runs once per sample)
-            e = z - xp.maximum.reduce(z, axis=1, keepdims=True)  # shifted logits, max 0: exp cannot overflow
+            # (row_max / row_sum: reductions along short rows are slow in NumPy, see functional)
+            e = z - row_max(z)[:, None]  # shifted logits, max 0: exp cannot overflow
             if not e.flags.c_contiguous:  # (Fortran-ordered logits) flat must be a view of e
                 e = xp.ascontiguousarray(e)
             flat = e.reshape(-1)
             hit = self._row_starts(xp, n, c) + y  # flat positions of e[i, y_i]
             zy = flat[hit]
             xp.exp(e, out=e)
-            s = xp.add.reduce(e, axis=1, keepdims=True)
-            e /= s  # softmax
+            s = row_sum(e)
+            e /= s[:, None]  # softmax
             flat[hit] -= 1  # fused gradient (p - onehot(y)) / n
             # mean of logsumexp(z) - z_y
-            value = float(xp.add.reduce(xp.log(s, out=s), axis=None) - xp.add.reduce(zy)) / n
+            value = float(xp.add.reduce(xp.log(s, out=s)) - xp.add.reduce(zy)) / n
         else:
             if target.shape != z.shape:
                 raise ValueError(f"SoftmaxCrossEntropy: one-hot targets must have shape {tuple(z.shape)}, "
@@ -103,8 +102,8 @@ class SoftmaxCrossEntropy(Loss):
 
     def value(self, pred, target):
         target = np.asarray(target)
-        shifted = pred - pred.max(axis=1, keepdims=True)
-        logs = np.log(np.exp(shifted).sum(axis=1))
+        shifted = pred - row_max(pred)[:, None]
+        logs = np.log(row_sum(np.exp(shifted)))
         if target.ndim == 1:
             y = check_labels(target, pred.shape[1]) if self.check else target
             return float(np.mean(logs - shifted[np.arange(len(y)), y]))

@@ -12,11 +12,28 @@ from .dense import Dense
 class ReLU(Layer):
     """``max(x, 0)``. The gradient at exactly 0 is taken as 0 (as PyTorch does)."""
 
+    _zeros = None  # read-only zeros for at least one batch of this layer's input (see forward)
+
     def forward(self, x, training=False):
-        xp = get_array_module(x)
-        y = xp.maximum(x, 0)
+        y = get_array_module(x).maximum(x, self._zeros_for(x))
         self._cache = y if training else None
         return y
+
+    def _zeros_for(self, x):
+        """Zeros of ``x``'s shape (a view of a cached buffer), or the scalar 0 for a 0-d ``x``.
+
+        NumPy's SIMD maximum loop takes two arrays of one shape; against a broadcast scalar it
+        runs ~2.5x slower (float32, NumPy 2.4). Large zero buffers stay on the kernel's shared
+        zero page, so the cache costs no resident memory.
+        """
+        zeros = self._zeros
+        if (type(zeros) is not type(x) or zeros.dtype != x.dtype or zeros.shape[1:] != x.shape[1:]
+                or len(zeros) < len(x)):
+            if getattr(x, "ndim", 0) == 0:
+                return 0
+            zeros = self._zeros = get_array_module(x).zeros(x.shape, x.dtype)
+            zeros.flags.writeable = False
+        return zeros[:len(x)]
 
     def backward(self, dy, need_input_grad=True):
         y = self._require_cache()
