@@ -11,6 +11,23 @@ def test_relu_forward():
     np.testing.assert_array_equal(ReLU().forward(X), [[0, 0, 0, 0.5, 3.0]])
 
 
+def test_relu_zero_buffer_follows_the_input():
+    """The cached zeros adapt to every batch size, feature shape and dtype, and stay read-only."""
+    rng = np.random.default_rng(0)
+    layer = ReLU()
+    for shape, dtype in [((32, 5), np.float32), ((7, 5), np.float32), ((40, 5), np.float32),
+                         ((3, 2, 4), np.float32), ((3, 2, 4), np.float64), ((6,), np.float64)]:
+        x = rng.standard_normal(shape).astype(dtype)
+        y = layer.forward(x, training=True)
+        assert y.dtype == dtype and y.shape == shape
+        np.testing.assert_array_equal(y, np.maximum(x, 0))
+    assert not layer._zeros.flags.writeable
+    np.testing.assert_array_equal(layer.backward(np.ones((6,))), (x > 0).astype(float))
+    assert np.isnan(layer.forward(np.array([[np.nan, -np.inf, np.inf]])))[0, 0]
+    np.testing.assert_array_equal(layer.forward(np.array([[np.nan, -np.inf, np.inf]]))[0, 1:], [0, np.inf])
+    assert layer.forward(np.float64(-3.0)) == 0  # a 0-d input takes the scalar
+
+
 def test_leaky_relu_forward():
     np.testing.assert_allclose(LeakyReLU(0.1).forward(X), [[-0.2, -0.05, 0, 0.5, 3.0]])
 
