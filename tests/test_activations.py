@@ -26,6 +26,15 @@ def test_relu_zero_buffer_follows_the_input():
     assert np.isnan(layer.forward(np.array([[np.nan, -np.inf, np.inf]])))[0, 0]
     np.testing.assert_array_equal(layer.forward(np.array([[np.nan, -np.inf, np.inf]]))[0, 1:], [0, np.inf])
     assert layer.forward(np.float64(-3.0)) == 0  # a 0-d input takes the scalar
+    # the zeros follow the input's memory layout: a channels-last view (Conv2D's output) stays
+    # channels-last; a strided view takes the scalar
+    nhwc = rng.standard_normal((4, 5, 6, 3)).astype(np.float32)
+    for x, channels_last in [(nhwc.transpose(0, 3, 1, 2), True), (nhwc.transpose(0, 3, 1, 2)[:2], True),
+                             (nhwc[:, ::2], False), (nhwc[:, :, :, :1], False)]:
+        y = layer.forward(x, training=True)
+        np.testing.assert_array_equal(y, np.maximum(x, 0))
+        if channels_last:
+            assert y.strides == x.strides and layer._zeros.strides == x.strides
 
 
 def test_leaky_relu_forward():

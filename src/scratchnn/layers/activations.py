@@ -9,6 +9,21 @@ from .base import Layer, check_positive_int
 from .dense import Dense
 
 
+def _memory_order(x):
+    """The axes of ``x`` from outermost to innermost in memory when ``x`` is compact (each axis
+    steps over all the axes inside it; batch axis outermost), else None."""
+    strides = getattr(x, "strides", None)
+    if not strides or x.strides[0] < max(x.strides):
+        return None
+    order = sorted(range(x.ndim), key=lambda i: -strides[i])
+    step = x.itemsize
+    for i in reversed(order):
+        if x.shape[i] != 1 and strides[i] != step:
+            return None
+        step *= x.shape[i]
+    return order
+
+
 class ReLU(Layer):
     """``max(x, 0)``. The gradient at exactly 0 is taken as 0 (as PyTorch does)."""
 
@@ -20,18 +35,22 @@ class ReLU(Layer):
         return y
 
     def _zeros_for(self, x):
-        """Zeros of ``x``'s shape (a view of a cached buffer), or the scalar 0 for a 0-d ``x``.
+        """Zeros shaped and laid out like ``x`` (a view of a cached buffer), else the scalar 0.
 
-        NumPy's SIMD maximum loop takes two arrays of one shape; against a broadcast scalar it
-        runs ~2.5x slower (float32, NumPy 2.4). Large zero buffers stay on the kernel's shared
-        zero page, so the cache costs no resident memory.
+        NumPy's SIMD maximum loop takes two arrays of one memory layout; against a broadcast
+        scalar it runs ~2.5x slower (float32, NumPy 2.4). The zeros follow ``x``'s axis order,
+        so an NCHW view of channels-last data (Conv2D's output) stays channels-last, and come
+        from ``zeros`` of that order, so large buffers stay on the kernel's shared zero page
+        (no resident memory). A strided, non-compact ``x`` (or a 0-d one) takes the scalar.
         """
         zeros = self._zeros
         if (type(zeros) is not type(x) or zeros.dtype != x.dtype or zeros.shape[1:] != x.shape[1:]
-                or len(zeros) < len(x)):
-            if getattr(x, "ndim", 0) == 0:
+                or len(zeros) < len(x) or zeros.strides != x.strides):
+            order = _memory_order(x)
+            if order is None:
                 return 0
-            zeros = self._zeros = get_array_module(x).zeros(x.shape, x.dtype)
+            zeros = get_array_module(x).zeros([x.shape[i] for i in order], x.dtype)
+            zeros = self._zeros = zeros.transpose(np.argsort(order))
             zeros.flags.writeable = False
         return zeros[:len(x)]
 
