@@ -197,7 +197,7 @@ def run(args) -> dict:
         out["plots"] = []
         for t in scaling_threads:
             quiet(f"scaling, {t} thread(s)")
-            r = bench_scaling(data, t, 1 if args.quick else 3, contenders=tuple(c for c in contenders if c != "numpy"),
+            r = bench_scaling(data, t, 1 if args.quick else rounds, contenders=tuple(c for c in contenders if c != "numpy"),
                               quick=args.quick, memory=memory, peak=peak_for(t), retries=retries, max_wait=max_wait,
                               data_dir=args.data_dir)
             out["scaling" if t == args.threads else f"scaling_{t}t"] = r
