@@ -29,11 +29,11 @@ class TrainingDivergedError(FloatingPointError):
     """Raised by ``fit`` when the loss becomes NaN or infinite."""
 
 
-def nonfinite_message(X, what="X"):
-    """A message naming the first NaN/inf entry of ``X``, or None when every entry is finite."""
+def check_finite(X, what="X"):
+    """Raise a ValueError naming the first NaN/inf entry of ``X``."""
     X = np.asarray(X)
     if X.dtype.kind not in "fc":
-        return None
+        return
     # one pass, no copy. Huge finite values may overflow the sum: that must not warn. errstate
     # costs ~6 us, which shows for single images (predict at batch 1): small float32 (and
     # float16) arrays sum in float64 instead, where they cannot overflow.
@@ -44,17 +44,10 @@ def nonfinite_message(X, what="X"):
             total = X.sum()
     # (math.isfinite reads a real scalar ~0.5 us faster than np.isfinite, which shows at batch 1)
     if (math.isfinite(total) if X.dtype.kind == "f" else np.isfinite(total)) or np.isfinite(X).all():
-        return None  # (a non-finite sum may be an overflow of huge finite values)
+        return  # (a non-finite sum may be an overflow of huge finite values)
     bad = np.argwhere(~np.isfinite(X))[0]
-    return (f"{what} contains {X[tuple(bad)]} at index {tuple(int(i) for i in bad)}; "
-            "inputs must be finite (clean or impute the data first)")
-
-
-def check_finite(X, what="X"):
-    """Raise a ValueError naming the first NaN/inf entry of ``X``."""
-    message = nonfinite_message(X, what)
-    if message:
-        raise ValueError(message)
+    raise ValueError(f"{what} contains {X[tuple(bad)]} at index {tuple(int(i) for i in bad)}; "
+                     "inputs must be finite (clean or impute the data first)")
 
 
 def forward(layers, x, training=False):
@@ -199,9 +192,8 @@ class Sequential:
                 for k, v in l.params.items()}
 
     def _prepare(self, X, y=None, what="X"):
-        """Validate and convert ``X`` (and ``y``). NaN/inf are not searched for here: that costs a
-        pass over all of ``X`` per call, so ``fit``, ``evaluate`` and ``predict`` search the inputs
-        only when a loss or output is not finite (``_name_nonfinite``)."""
+        """Validate and convert ``X`` (and ``y``): a clear error for a wrong rank or dtype, a
+        NaN/inf entry (named, before anything runs) or labels out of range."""
         on_disk = isinstance(X, np.memmap)
         X = np.asanyarray(X)
         if X.ndim < 2:
@@ -210,6 +202,7 @@ class Sequential:
             raise TypeError(f"{what} must be numeric, received dtype {X.dtype}")
         if X.dtype != self.dtype and not on_disk:  # build() keeps every layer in the model's dtype
             X = X.astype(self.dtype)  # a memory-mapped file stays on disk: batches are cast one at a time
+        check_finite(X, what)
         if not self.built:
             self.build(X.shape[1:])
         if y is not None:
@@ -218,6 +211,8 @@ class Sequential:
                 raise ValueError(f"{what} has {len(X)} samples but its labels have {len(y)}")
             if y.ndim == 1 and isinstance(self.loss, losses_mod.SoftmaxCrossEntropy):
                 y = losses_mod.check_labels(y, int(self.output_shape[-1]), where=f"labels of {what}")
+            else:  # one-hot or regression targets
+                check_finite(y, what.replace("X", "y"))
         return X, y
 
     # -- training -------------------------------------------------------------------
@@ -241,9 +236,9 @@ class Sequential:
             ``History`` with per-epoch ``loss``, ``accuracy``, ``val_loss``, ``val_accuracy``.
 
         Raises:
-            ValueError: naming the first NaN/inf of ``X`` (or of float targets) once the loss of a
-                batch holding it stops being finite, before that batch updates anything.
-            TrainingDivergedError: when the loss stops being finite on finite data.
+            ValueError: before training, naming a NaN/inf entry of ``X`` or of float targets, a
+                label out of range, or mismatched lengths.
+            TrainingDivergedError: when the loss stops being finite.
         """
         self._require_compiled("fit")
         X, y = self._prepare(X, y, "X")
@@ -297,11 +292,7 @@ class Sequential:
                         else:
                             xb = X.take(idx, 0, xbuf[:m], "clip")  # into the buffer; "raise" would copy twice
                         yb = y.take(idx, 0, ybuf[:m], "clip")
-                        try:
-                            loss, hits = self.train_step(xb, yb, classify, epoch, b)
-                        except TrainingDivergedError:
-                            self._name_nonfinite(X, y, "X")  # the data, not the training, may be at fault
-                            raise
+                        loss, hits = self.train_step(xb, yb, classify, epoch, b)
                         total_loss += loss * m
                         correct += hits
                         cbs.on_batch_end(b, loss, hits, m)
@@ -309,7 +300,7 @@ class Sequential:
                     if classify:
                         logs["accuracy"] = correct / n
                     if Xv is not None:
-                        logs.update({f"val_{k}": v for k, v in self._evaluate(Xv, yv, what="validation X").items()})
+                        logs.update({f"val_{k}": v for k, v in self._evaluate(Xv, yv).items()})
                     logs["time"] = time.perf_counter() - t0
                     cbs.on_epoch_end(epoch, logs)
                     if self.stop_training:
@@ -417,7 +408,7 @@ class Sequential:
             parts = parallel.run([partial(forward, self.layers, x[a:b]) for a, b in parallel.bounds(len(x), shards)])
         return np.concatenate(parts)
 
-    def _evaluate(self, X, y, batch_size=1000, what="X"):
+    def _evaluate(self, X, y, batch_size=1000):
         total, correct = 0.0, 0
         classify = isinstance(self.loss, losses_mod.SoftmaxCrossEntropy) or (y.ndim == 2 and y.shape[1] > 1)
         for i, out in enumerate(self._batches(X, batch_size)):
@@ -426,23 +417,10 @@ class Sequential:
             if classify:
                 truth = yb if yb.ndim == 1 else yb.argmax(axis=1)
                 correct += int(np.count_nonzero(out.argmax(axis=1) == truth))
-        if not math.isfinite(total):
-            self._name_nonfinite(X, y, what)
         res = {"loss": total / len(X) + self.penalty()}
         if classify:
             res["accuracy"] = correct / len(X)
         return res
-
-    @staticmethod
-    def _name_nonfinite(X, y=None, what="X"):
-        """Raise a ValueError naming the first NaN/inf of ``X`` (or of float targets ``y``), if any.
-
-        Called when a loss or an output is not finite: a non-finite input makes one, so one pass
-        over the (small) results replaces a pass over all of the inputs on every call.
-        """
-        message = nonfinite_message(X, what) or (nonfinite_message(y, what.replace("X", "y")) if y is not None else None)
-        if message:
-            raise ValueError(message) from None
 
     def evaluate(self, X, y, batch_size=1000) -> dict:
         """Return ``{"loss": ..., "accuracy": ...}`` on ``(X, y)`` in inference mode."""
@@ -454,12 +432,8 @@ class Sequential:
         """Raw network outputs in inference mode."""
         X, _ = self._prepare(X)
         if len(X) <= batch_size:  # one batch: no list, no concatenate copy
-            out = self._infer(np.asarray(X, dtype=self.dtype))
-        else:
-            out = np.concatenate(list(self._batches(X, batch_size)))
-        if nonfinite_message(out) is not None:
-            self._name_nonfinite(X)
-        return out
+            return self._infer(np.asarray(X, dtype=self.dtype))
+        return np.concatenate(list(self._batches(X, batch_size)))
 
     def predict(self, X, batch_size=1000):
         """Class probabilities (softmax or sigmoid of the outputs, by the loss), in inference mode."""

@@ -12,8 +12,8 @@ from .dense import Dense
 def _memory_order(x):
     """The axes of ``x`` from outermost to innermost in memory when ``x`` is compact (each axis
     steps over all the axes inside it; batch axis outermost), else None."""
-    strides = getattr(x, "strides", None)
-    if not strides or x.strides[0] < max(x.strides):
+    strides = x.strides
+    if not strides or strides[0] < max(strides):
         return None
     order = sorted(range(x.ndim), key=lambda i: -strides[i])
     step = x.itemsize
@@ -27,32 +27,46 @@ def _memory_order(x):
 class ReLU(Layer):
     """``max(x, 0)``. The gradient at exactly 0 is taken as 0 (as PyTorch does)."""
 
-    _zeros = None  # read-only zeros for at least one batch of this layer's input (see forward)
+    _zeros = None  # read-only zeros for at least one batch of this layer's input (see _zeros_for)
 
     def forward(self, x, training=False):
-        y = get_array_module(x).maximum(x, self._zeros_for(x))
+        # (below ~1,000 values the scalar costs no more than the buffer's checks)
+        zeros = self._zeros_for(x) if getattr(x, "size", 0) >= 1024 else 0
+        y = get_array_module(x).maximum(x, zeros)
         self._cache = y if training else None
         return y
 
     def _zeros_for(self, x):
-        """Zeros shaped and laid out like ``x`` (a view of a cached buffer), else the scalar 0.
+        """Zeros shaped and laid out like a float array ``x`` (a view of a cached buffer), else 0.
 
         NumPy's SIMD maximum loop takes two arrays of one memory layout; against a broadcast
         scalar it runs ~2.5x slower (float32, NumPy 2.4). The zeros follow ``x``'s axis order,
         so an NCHW view of channels-last data (Conv2D's output) stays channels-last, and come
         from ``zeros`` of that order, so large buffers stay on the kernel's shared zero page
-        (no resident memory). A strided, non-compact ``x`` (or a 0-d one) takes the scalar.
+        (no resident memory; pickling and copying drop them). Non-float, 0-d and strided
+        (non-compact) inputs take the scalar.
         """
         zeros = self._zeros
-        if (type(zeros) is not type(x) or zeros.dtype != x.dtype or zeros.shape[1:] != x.shape[1:]
-                or len(zeros) < len(x) or zeros.strides != x.strides):
+        if (type(zeros) is not type(x) or zeros.strides != x.strides or zeros.dtype != x.dtype
+                or zeros.shape[1:] != x.shape[1:] or len(zeros) < len(x)):
+            if getattr(x, "ndim", 0) == 0 or x.dtype.kind != "f":
+                return 0
             order = _memory_order(x)
             if order is None:
                 return 0
-            zeros = get_array_module(x).zeros([x.shape[i] for i in order], x.dtype)
-            zeros = self._zeros = zeros.transpose(np.argsort(order))
-            zeros.flags.writeable = False
+            xp = get_array_module(x)
+            zeros = xp.zeros([x.shape[i] for i in order], x.dtype).transpose(np.argsort(order))
+            if zeros.strides != x.strides:  # size-1 axes may carry any stride: copy x's exactly
+                zeros = xp.lib.stride_tricks.as_strided(zeros, x.shape, x.strides, writeable=False)
+            if isinstance(zeros, np.ndarray):
+                zeros.flags.writeable = False
+            self._zeros = zeros
         return zeros[:len(x)]
+
+    def __getstate__(self):  # (pickle, copy, deepcopy) the zero buffer is rebuilt on demand
+        state = self.__dict__.copy()
+        state.pop("_zeros", None)
+        return state
 
     def backward(self, dy, need_input_grad=True):
         y = self._require_cache()
