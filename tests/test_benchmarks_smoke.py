@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from scratchnn import cli
@@ -170,3 +171,25 @@ def test_profile_fit_phases(tmp_path):
     d = json.loads((tmp_path / "p.json").read_text())
     assert d["samples"] == 256 and d["scratchnn"]["wall_s"] > 0 and d["numpy"]["wall_s"] > 0
     assert "forward Dense" in d["scratchnn"]["phases_s"] and (tmp_path / "p.txt").stat().st_size > 0
+
+
+def test_floor_variants_lean_loop_trains_like_the_floor():
+    """benchmarks/floor_variants.py: the lean NumPy loop (preallocated, in place) computes the
+    floor's updates: same weights after the same shuffled epoch."""
+    from scratchnn.bench.floor import LeanNumpyRunner, compare
+    from scratchnn.bench.mlp import NumpyRunner
+
+    data = common.random_data(n_train=100, n_val=32)  # 100 = 3 full batches of 32 and one of 4
+    wl = HEADLINE.with_(hidden=(8, 6))
+    rng = np.random.default_rng(0)
+    init = [(rng.standard_normal((a, b)).astype(np.float32) * 0.1, np.zeros(b, np.float32))
+            for a, b in common.dense_shapes(wl.sizes)]
+    floor, lean = NumpyRunner(wl, init, seed=3), LeanNumpyRunner(wl, init, seed=3)
+    for r in (floor, lean):
+        r.train_epoch(data["X_train"], data["y_train"])
+    for a, b in zip(floor.Ws + floor.bs, lean.Ws + lean.bs):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+    with pytest.raises(ValueError, match="plain SGD"):
+        LeanNumpyRunner(WORKLOADS[2], init)
+    res = compare(data, threads=1, rounds=1, wl=wl, contenders=FAST)
+    assert set(res["epoch_s"]) == {"scratchnn", "numpy", "numpy_lean"} and min(res["epoch_s"].values()) > 0
