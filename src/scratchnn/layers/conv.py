@@ -182,9 +182,9 @@ class Conv2D(Layer):
         dWm = xp.matmul(cols.T, dym)
         self.grads["W"][...] = dWm.reshape(kh, kw, c, f).transpose(3, 2, 0, 1)
         if self.use_bias:
-            # dL/db = column sums of dY; a BLAS ones-vector product is ~10x faster than sum(axis=0)
-            # on this tall matrix and accumulates float32 more accurately
-            self.grads["b"][...] = xp.matmul(xp.ones(dym.shape[0], dtype=dym.dtype), dym)
+            # dL/db = column sums of dY: row_sum's BLAS product with (cached) ones is ~10x faster
+            # than sum(axis=0) on this tall matrix and accumulates float32 more accurately
+            self.grads["b"][...] = F.row_sum(dym.T)
         if not need_input_grad:
             return None
         # dL/dx = col2im(dY W^T). dY W^T is computed per kernel offset, dY @ W[:, :, a, b]
