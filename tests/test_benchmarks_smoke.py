@@ -193,3 +193,56 @@ def test_floor_variants_lean_loop_trains_like_the_floor():
         LeanNumpyRunner(WORKLOADS[2], init)
     res = compare(data, threads=1, rounds=1, wl=wl, contenders=FAST)
     assert set(res["epoch_s"]) == {"scratchnn", "numpy", "numpy_lean"} and min(res["epoch_s"].values()) > 0
+
+
+def test_gemm_probe_and_peak_reference():
+    assert machine.gemm_probe(64, 1) > 0
+    peak = machine.gemm_peak(128, 1)
+    assert peak["gflops"] > 0 and peak["probe_gflops"] > 0
+
+
+class _Epochs:
+    """A contender whose epochs take no time (time_rounds only needs train_epoch)."""
+
+    def __init__(self):
+        self.calls = 0
+
+    def train_epoch(self, X, y):
+        self.calls += 1
+        return 0.01 * self.calls
+
+
+def test_time_rounds_reads_the_host_speed_and_adds_rounds_on_a_slowed_host(monkeypatch):
+    readings = iter([50.0] * 6 + [100.0] * 100)  # the first 3 rounds (2 contenders) on a host at half speed
+    monkeypatch.setattr(machine, "gemm_probe", lambda: next(readings))
+    runners = {"a": _Epochs(), "b": _Epochs()}
+    times, loads = measure.time_rounds(runners, None, None, rounds=3, probe_ref=100.0)
+    # ceil(3 / 2) = 2 rounds at full speed per contender are needed: 3 slow rounds + 2 more
+    assert [len(times[k]) for k in "ab"] == [5, 5]
+    assert [x["host_speed"] for x in loads["a"]] == [0.5, 0.5, 0.5, 1.0, 1.0]
+    s = measure.summarize(times["a"], 10, 1, 1.0, loads["a"])
+    assert s["host_speed_best"] == 0.5 and s["host_speed"][-1] == 1.0  # (these epochs slow down: best is the first)
+    # never more than twice the rounds; without a reference no probe runs and no round is added
+    monkeypatch.setattr(machine, "gemm_probe", lambda: 10.0)
+    times, _ = measure.time_rounds({"a": _Epochs()}, None, None, rounds=3, probe_ref=100.0)
+    assert len(times["a"]) == 6
+    monkeypatch.setattr(machine, "gemm_probe", lambda: pytest.fail("probed without a reference"))
+    times, loads = measure.time_rounds({"a": _Epochs()}, None, None, rounds=2)
+    assert len(times["a"]) == 2 and loads["a"][0]["host_speed"] is None
+
+
+def test_until_quiet_retries_a_measurement_taken_on_a_slowed_host(monkeypatch):
+    waits = []
+    monkeypatch.setattr(machine, "wait_for_quiet", lambda max_wait, probe_ref=None: waits.append(probe_ref) or {})
+    results = iter([0.8, 0.97, 0.5])
+
+    def measurement():
+        return {"threads": 1, "probe_ref_gflops": 42.0,
+                "contenders": {"x": {"foreign_cores_best": 0.0, "host_speed_best": next(results)}}}
+
+    r = measure.until_quiet(measurement, retries=2, max_wait=1.0)
+    assert r["attempts"] == 2 and r["host_speed"] == 0.97 and waits == [42.0]
+    # out of retries: the least disturbed attempt is kept and says how slow its host was
+    results = iter([0.8, 0.6])
+    r = measure.until_quiet(measurement, retries=1, max_wait=1.0)
+    assert r["attempts"] == 2 and r["host_speed"] == 0.8

@@ -146,12 +146,14 @@ def main(argv=None, default_json=None):
     results = {"flops_per_sample": fps, "samples": len(X), "batch": BATCH, "rows": []}
     for n in (int(t) for t in args.threads.split(",")):
         with common.threads(n):
-            peak = machine.gemm_peak()["gflops"]
+            peak_run = machine.gemm_peak()
+            peak = peak_run["gflops"]
             runners = make_runners(CNN, ("scratchnn", "torch"), quiet=True)
-            times, _ = time_rounds(runners, X, y, args.rounds)
+            times, loads = time_rounds(runners, X, y, args.rounds, peak_run["probe_gflops"])
             mem = peak_step_memory(runners["scratchnn"].model, X, y)
         per10k = {k: min(v) * 10_000 / len(X) for k, v in times.items()}
-        row = {"threads": n, "gemm_peak_gflops": peak, "memory": mem}
+        row = {"threads": n, "gemm_peak_gflops": peak, "memory": mem,
+               "host_speed_best": {k: loads[k][v.index(min(v))]["host_speed"] for k, v in times.items()}}
         for k, v in per10k.items():
             g = fps * 10_000 / v / 1e9
             row[k] = {"s_per_10k": v, "gflops": g, "pct_peak": 100 * g / peak}
@@ -164,6 +166,8 @@ def main(argv=None, default_json=None):
             line += (f" | torch {per10k['torch']:.2f} s/10k ({row['torch']['gflops']:.1f} GFLOP/s) | "
                      f"scratchnn/torch time {row['scratchnn_vs_torch']:.2f}x")
         print(line)
+        print("   host speed before the best epochs (GEMM probe / quiet reading): "
+              + ", ".join(f"{k} {v:.2f}" for k, v in row["host_speed_best"].items()))
         print(f"   peak traced memory of a training step {mem['peak_step_mb']:.1f} MB = {mem['ratio']:.2f}x "
               f"the largest im2col buffer ({mem['largest_im2col_mb']:.1f} MB)")
     results["env"] = machine.environment(include_torch=common.torch_or_none() is not None)

@@ -72,7 +72,38 @@ def gemm_peak(n: int = 2048, repeats: int = 7) -> dict:
         res["gflops_blas_threads"] = res["gflops"]
         res["gflops_side_by_side"] = k * 2.0 * n**3 / side / 1e9
         res["gflops"] = max(res["gflops"], res["gflops_side_by_side"])
+    res["probe_gflops"] = max(gemm_probe() for _ in range(3))  # the quiet host's reading (see gemm_probe)
     return res
+
+
+#: a round counts as run at full speed when the probe before it read at least this share of the
+#: quiet reference (readings seen on the 2-core machines: 0.95-1.0 quiet, 0.75-0.88 slowed)
+HOST_FAST = 0.93
+_probe_operands: dict = {}
+
+
+def gemm_probe(n: int = 1024, repeats: int = 2) -> float:
+    """How fast the machine multiplies right now: GFLOP/s of the best of ``repeats`` float32
+    ``n x n`` products (after a warm-up one) on the caller's BLAS threads, ~30 ms on 2 cores.
+
+    A shared host can slow down with nothing showing in ``/proc/stat``: this project's 2-core
+    machines switch for tens of seconds at a time between two speeds, the probe reading ~12%
+    lower and a width-512 MLP epoch taking ~37% longer in the slow one, while the foreign-load
+    reading stays at 0. ``measure.time_rounds`` reads the probe before every epoch and compares
+    it with ``gemm_peak``'s ``probe_gflops`` (``host_speed``).
+    """
+    if n not in _probe_operands:
+        rng = np.random.default_rng(1)
+        _probe_operands[n] = (rng.random((n, n), dtype=np.float32), rng.random((n, n), dtype=np.float32),
+                              np.empty((n, n), np.float32))
+    a, b, out = _probe_operands[n]
+    np.matmul(a, b, out=out)
+    best = float("inf")
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        np.matmul(a, b, out=out)
+        best = min(best, time.perf_counter() - t0)
+    return 2.0 * n**3 / best / 1e9
 
 
 def blas_info() -> list[dict]:
@@ -161,14 +192,19 @@ def foreign_load(s0: tuple, s1: tuple) -> dict:
             "own_cores": (s1[2] - s0[2]) / wall}
 
 
-def wait_for_quiet(max_wait: float = 60.0, threshold: float = 0.15, probe: float = 1.0) -> dict:
-    """Wait (up to ``max_wait`` s) until other processes use < ``threshold`` cores over ``probe`` s."""
+def wait_for_quiet(max_wait: float = 60.0, threshold: float = 0.15, probe: float = 1.0,
+                   probe_ref: float | None = None) -> dict:
+    """Wait (up to ``max_wait`` s) until other processes use < ``threshold`` cores over ``probe`` s
+    and, given the quiet host's ``probe_ref`` GFLOP/s, ``gemm_probe`` reads at least ``HOST_FAST`` of it."""
     t_end = time.perf_counter() + max_wait
     while True:
         s0 = cpu_snapshot()
         time.sleep(probe)
         load = foreign_load(s0, cpu_snapshot())
-        if load["foreign_cores"] < threshold or time.perf_counter() >= t_end:
+        if probe_ref:
+            load["host_speed"] = gemm_probe() / probe_ref
+        fast = load.get("host_speed", 1.0) >= HOST_FAST
+        if (load["foreign_cores"] < threshold and fast) or time.perf_counter() >= t_end:
             return load
 
 

@@ -5,6 +5,7 @@ of one workload in a fresh interpreter (see ``machine`` for the method).
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import gc
 import json
@@ -23,37 +24,53 @@ from .runners import CONTENDERS, make_runners
 KINDS = {"mlp": Workload, "cnn": CNNWorkload}
 
 
-def time_rounds(runners: dict, X, y, rounds: int) -> tuple[dict, dict]:
+def time_rounds(runners: dict, X, y, rounds: int, probe_ref: float | None = None) -> tuple[dict, dict]:
     """Alternate the contenders epoch by epoch (rotating the order each round); all times and loads.
 
     A full ``gc.collect()`` precedes every epoch; ``gc.freeze()`` first moves the libraries'
     import-time objects out of the collector's sight, so those collections stay cheap.
+
+    With ``probe_ref`` (the quiet host's ``machine.gemm_probe`` reading) the probe runs before
+    every epoch and its share of the reference is recorded as the epoch's ``host_speed``.
+    Rounds go on past ``rounds`` (up to twice as many) until every contender has had
+    ``ceil(rounds / 2)`` epochs on a host at full speed (``machine.HOST_FAST``), so its best
+    time is not a slowed host's.
     """
     gc.collect()
     gc.freeze()
     names = list(runners)
     times = {n: [] for n in names}
     loads = {n: [] for n in names}
-    for r in range(rounds):
+    need = -(-rounds // 2)
+    r = 0
+    while r < rounds or (probe_ref and r < 2 * rounds and min(
+            sum(x["host_speed"] >= machine.HOST_FAST for x in loads[n]) for n in names) < need):
         k = r % len(names)
         for name in names[k:] + names[:k]:
             gc.collect()
+            speed = machine.gemm_probe() / probe_ref if probe_ref else None
             s0 = machine.cpu_snapshot()
             times[name].append(runners[name].train_epoch(X, y))
             s1 = machine.cpu_snapshot()
-            loads[name].append({"foreign_cores": machine.foreign_load(s0, s1)["foreign_cores"], "cpu_s": s1[2] - s0[2]})
+            loads[name].append({"foreign_cores": machine.foreign_load(s0, s1)["foreign_cores"], "cpu_s": s1[2] - s0[2],
+                                "host_speed": speed})
+        r += 1
     return times, loads
 
 
 def summarize(times: list, samples: int, flops_per_sample: int, peak_gflops: float, loads=None) -> dict:
     best = min(times)
     scale = common.N_TRAIN / samples
+    at_best = loads[times.index(best)] if loads else {}
     return {
         "times_s": times, "best_s": best,
         # other processes' CPU use (cores) during each epoch, and this process's CPU seconds
         "foreign_cores": [x["foreign_cores"] for x in loads] if loads else None,
-        "foreign_cores_best": loads[times.index(best)]["foreign_cores"] if loads else None,
+        "foreign_cores_best": at_best.get("foreign_cores"),
         "cpu_s": [x["cpu_s"] for x in loads] if loads else None,
+        # the host's speed (machine.gemm_probe over its quiet reading) just before each epoch
+        "host_speed": [x.get("host_speed") for x in loads] if loads else None,
+        "host_speed_best": at_best.get("host_speed"),
         "median_s": statistics.median(times), "samples": samples,
         "epoch_s": best * scale, "extrapolated": samples != common.N_TRAIN,
         "gflops": flops_per_sample * samples / best / 1e9,
@@ -76,9 +93,11 @@ def bench_workload(wl, data: dict, threads: int, rounds: int, contenders=CONTEND
     with common.threads(threads):
         peak = peak or machine.gemm_peak()
         runners = make_runners(wl, contenders, seed)
-        times, loads = time_rounds(runners, X, y, rounds)
+        probe_ref = peak.get("probe_gflops")
+        times, loads = time_rounds(runners, X, y, rounds, probe_ref)
         res = {"workload": {"kind": wl.kind, **dataclasses.asdict(wl)}, "threads": threads, "rounds": rounds,
-               "flops_per_sample": fps, "gemm_peak_gflops": peak["gflops"], "contenders": {}}
+               "flops_per_sample": fps, "gemm_peak_gflops": peak["gflops"], "probe_ref_gflops": probe_ref,
+               "contenders": {}}
         if hasattr(wl, "sizes"):
             res["sizes"] = list(wl.sizes)
         for name, r in runners.items():
@@ -153,10 +172,10 @@ def default_width_samples(sizes, bs: int, quick: bool) -> int:
 
 
 def bench_scaling(data: dict, threads: int, rounds: int, batches=(1, 8, 32, 128, 512),
-                  widths=(64, 128, 256, 512, 1024, 2048), width_batch: int = 512, contenders=("scratchnn", "torch"),
+                  widths=(64, 128, 256, 512, 1024, 2048), width_batch: int = 512, contenders=CONTENDERS,
                   quick: bool = False, memory: bool = True, samples=None, peak: dict | None = None,
                   seed: int = 0, retries: int = 0, max_wait: float = 60.0, data_dir=None) -> dict:
-    """Time per epoch (and peak memory) vs batch size and vs hidden width, scratchnn vs torch."""
+    """Time per epoch (and peak memory) vs batch size and vs hidden width, for each of ``contenders``."""
     res = {"threads": threads, "rounds": rounds, "batch": [], "width": []}
     if peak is None:
         with common.threads(threads):
@@ -188,19 +207,31 @@ def busiest(res: dict) -> float:
     return max(vals, default=0.0)
 
 
+def slowest_host(res: dict) -> float:
+    """Lowest host speed (``machine.gemm_probe`` share) before any contender's best epoch; 1.0 unprobed."""
+    vals = [c.get("host_speed_best") for c in res.get("contenders", {}).values()]
+    return min((v for v in vals if v is not None), default=1.0)
+
+
 def until_quiet(fn, retries: int = 2, max_wait: float = 60.0, threshold: float = 0.25):
     """Call ``fn()``; while its best measurements overlapped other processes' work (> ``threshold``
-    cores), wait for a quiet machine and measure again, up to ``retries`` times. Returns the
-    least disturbed result, with ``attempts`` and ``busy_cores`` recorded in it."""
+    cores) or a slowed host (``slowest_host`` < ``machine.HOST_FAST``), wait for a quiet machine and
+    measure again, up to ``retries`` times. Returns the least disturbed result, with ``attempts``,
+    ``busy_cores`` and ``host_speed`` recorded in it."""
+    def disturbed(r):  # (slowed host, busy machine): compared in this order
+        return slowest_host(r) < machine.HOST_FAST, busiest(r) > threshold, busiest(r), -slowest_host(r)
+
     best, attempts = None, 0
     for attempts in range(1, retries + 2):
         r = fn()
-        if best is None or busiest(r) < busiest(best):
+        if best is None or disturbed(r) < disturbed(best):
             best = r
-        if busiest(best) <= threshold or attempts > retries:
+        if not any(disturbed(best)[:2]) or attempts > retries:
             break
-        machine.wait_for_quiet(max_wait)
-    best["attempts"], best["busy_cores"] = attempts, busiest(best)
+        ref = best.get("probe_ref_gflops")
+        with common.threads(best["threads"]) if ref else contextlib.nullcontext():
+            machine.wait_for_quiet(max_wait, probe_ref=ref)
+    best["attempts"], best["busy_cores"], best["host_speed"] = attempts, busiest(best), slowest_host(best)
     return best
 
 

@@ -7,6 +7,7 @@ import numpy as np
 
 from . import common
 from .common import _f
+from .machine import HOST_FAST
 from .mlp import HEADLINE
 
 
@@ -24,12 +25,16 @@ def print_workload(r: dict) -> None:
                      _f(s["best_s"] / base, ".2f") + "x" if base else "-",
                      _f(s["gflops"], ".2f"), _f(s["pct_peak"], ".1f"),
                      _f(mem.get("peak_mb"), ".0f"), _f(mem.get("train_extra_mb"), ".1f"),
-                     _f(s["val_acc"], ".4f"), _f(s.get("foreign_cores_best"), ".2f")])
+                     _f(s["val_acc"], ".4f"), _f(s.get("foreign_cores_best"), ".2f"),
+                     _f(s.get("host_speed_best"), ".2f")])
     print(common.fmt_table(["contender", "s/epoch", "median", "time/scratchnn", "GFLOP/s", "%peak", "peak MB",
-                            "train MB", "val acc", "busy"], rows))
+                            "train MB", "val acc", "busy", "host"], rows))
     busy = max((s.get("foreign_cores_best") or 0) for s in c.values())
     if busy > 0.2:
         print(f"WARNING: other processes used up to {busy:.2f} cores during the best rounds: figures are unreliable")
+    slow = min((s.get("host_speed_best") or 1.0) for s in c.values())
+    if slow < HOST_FAST:
+        print(f"WARNING: the host ran at {slow:.2f} of its quiet GEMM speed before a best round: figures are unreliable")
     if "memory_budget_mb" in r:
         print(f"memory budget (2 x (params + opt state + 1 batch activations + data)): {r['memory_budget_mb']:.0f} MB")
     if "scratchnn" in c and "fit_call_overhead_s" in c["scratchnn"]:
@@ -63,9 +68,9 @@ def print_scaling(r: dict) -> None:
                              _f(s["pct_peak"], ".1f"), _f(mem.get("peak_mb"), ".0f"), _f(mem.get("train_extra_mb"), ".1f"),
                              _f(p.get("memory_budget_mb"), ".0f"),
                              _f(p.get("ratios", {}).get(f"{name}_over_scratchnn"), ".2f"),
-                             _f(s.get("foreign_cores_best"), ".2f")])
+                             _f(s.get("foreign_cores_best"), ".2f"), _f(s.get("host_speed_best"), ".2f")])
         print(common.fmt_table([axis, "contender", "samples", "s/epoch", "GFLOP/s", "%peak", "peak MB", "train MB",
-                                "budget MB", "time/scratchnn", "busy"], rows))
+                                "budget MB", "time/scratchnn", "busy", "host"], rows))
 
 
 def plot_scaling(r: dict, out_dir: Path, suffix: str = "") -> list:
@@ -98,7 +103,7 @@ def plot_scaling(r: dict, out_dir: Path, suffix: str = "") -> list:
             ax.grid(alpha=0.3)
             ax.legend()
         axes[0].set_yscale("log")
-        fig.suptitle(f"scratchnn vs PyTorch, {r['threads']} thread(s)")
+        fig.suptitle(f"scratchnn vs PyTorch and the NumPy loop, {r['threads']} thread(s)")
         fig.tight_layout()
         path = out_dir / f"scaling_{axis}{suffix}.png"
         fig.savefig(path, dpi=90)
