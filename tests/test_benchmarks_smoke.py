@@ -246,3 +246,14 @@ def test_until_quiet_retries_a_measurement_taken_on_a_slowed_host(monkeypatch):
     results = iter([0.8, 0.6])
     r = measure.until_quiet(measurement, retries=1, max_wait=1.0)
     assert r["attempts"] == 2 and r["host_speed"] == 0.8
+
+
+def test_time_rounds_idles_before_every_epoch(monkeypatch):
+    naps = []
+    monkeypatch.setattr(measure.time, "sleep", naps.append)
+    measure.time_rounds({"a": _Epochs(), "b": _Epochs()}, None, None, rounds=2, settle=0.25)
+    assert naps == [0.25] * 4
+    naps.clear()
+    monkeypatch.setattr(measure, "SETTLE_S", 0.1)  # the default
+    measure.time_rounds({"a": _Epochs()}, None, None, rounds=2)
+    assert naps == [0.1, 0.1]

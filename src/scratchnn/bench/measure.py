@@ -24,7 +24,13 @@ from .runners import CONTENDERS, make_runners
 KINDS = {"mlp": Workload, "cnn": CNNWorkload}
 
 
-def time_rounds(runners: dict, X, y, rounds: int, probe_ref: float | None = None) -> tuple[dict, dict]:
+#: seconds of idle before every epoch: the previous contender's threads (OpenBLAS spins ~0.1 s
+#: after its last call) park first, so no contender starts beside another's spinning runtime
+SETTLE_S = 0.25
+
+
+def time_rounds(runners: dict, X, y, rounds: int, probe_ref: float | None = None,
+                settle: float | None = None) -> tuple[dict, dict]:
     """Alternate the contenders epoch by epoch (rotating the order each round); all times and loads.
 
     A full ``gc.collect()`` precedes every epoch; ``gc.freeze()`` first moves the libraries'
@@ -49,6 +55,7 @@ def time_rounds(runners: dict, X, y, rounds: int, probe_ref: float | None = None
         for name in names[k:] + names[:k]:
             gc.collect()
             speed = machine.gemm_probe() / probe_ref if probe_ref else None
+            time.sleep(SETTLE_S if settle is None else settle)
             s0 = machine.cpu_snapshot()
             times[name].append(runners[name].train_epoch(X, y))
             s1 = machine.cpu_snapshot()
