@@ -36,3 +36,13 @@ def test_fifteen_line_example_runs(tmp_path, monkeypatch):
     exec(compile(code, "README example", "exec"), scope)
     assert scope["model"].evaluate(scope["X_val"], scope["y_val"])["accuracy"] > 0.95
     assert (tmp_path / "spiral.npz").exists()
+
+
+def test_every_preset_has_its_row_in_the_accuracy_table():
+    """The presets table (measured accuracies) is README content a careless edit once deleted."""
+    from scratchnn.presets import PRESETS
+
+    section = README.split("## Presets and the accuracy they reach")[1].split("\n## ")[0]
+    rows = {m for m in re.findall(r"^\| `([\w-]+)` \|", section, flags=re.M)}
+    assert rows == set(PRESETS)
+    assert "\n## Performance\n" in README
