@@ -28,9 +28,9 @@ def workloads(out) -> str:
                          _f(s["epoch_s"]), _f(s["best_s"] / base, ".2f") + "x" if base else "-",
                          _f(s["gflops"], ".1f"), _f(s["pct_peak"], ".1f"), _f(mem.get("peak_mb"), ".0f"),
                          _f(r.get("memory_budget_mb"), ".0f"), _f(s["val_acc"], ".4f"),
-                         _f(s.get("foreign_cores_best"), ".2f")])
+                         _f(s.get("foreign_cores_best"), ".2f"), _f(s.get("host_speed_best"), ".2f")])
     return table(["workload", "threads", "contender", "s/epoch", "time/scratchnn", "GFLOP/s", "%peak", "peak MB",
-                  "budget MB", f"val acc ({out['rounds']} ep)", "busy"], rows)
+                  "budget MB", f"val acc ({out['rounds']} ep)", "busy", "host"], rows)
 
 
 def isolated(out) -> str:
@@ -65,17 +65,21 @@ def scaling(out) -> str:
             rows = []
             for p in sc[axis]:
                 c = p["contenders"]
-                sn, tc = c.get("scratchnn", {}), c.get("torch", {})
+                sn, tc, npy = c.get("scratchnn", {}), c.get("torch", {}), c.get("numpy", {})
+                speeds = [s["host_speed_best"] for s in c.values() if s.get("host_speed_best") is not None]
                 rows.append([p["value"], f"{sn.get('samples', 0):,}", _f(sn.get("epoch_s")), _f(tc.get("epoch_s")),
                              _f(p.get("ratios", {}).get("torch_over_scratchnn"), ".2f") + "x",
-                             _f(sn.get("pct_peak"), ".1f"), _f(tc.get("pct_peak"), ".1f"),
+                             _f(p.get("ratios", {}).get("numpy_over_scratchnn"), ".2f") + "x",
+                             _f(sn.get("pct_peak"), ".1f"), _f(tc.get("pct_peak"), ".1f"), _f(npy.get("pct_peak"), ".1f"),
                              _f(sn.get("memory", {}).get("peak_mb"), ".0f"), _f(tc.get("memory", {}).get("peak_mb"), ".0f"),
                              _f(p.get("memory_budget_mb"), ".0f"),
-                             _f(max(sn.get("foreign_cores_best") or 0, tc.get("foreign_cores_best") or 0), ".2f")])
+                             _f(max((s.get("foreign_cores_best") or 0) for s in c.values()), ".2f"),
+                             _f(min(speeds) if speeds else None, ".2f")])
             parts.append(f"Scaling vs {axis}, {sc['threads']} thread(s), GEMM peak {sc['gemm_peak_gflops']:.1f} "
                          f"GFLOP/s, s/epoch extrapolated from `samples`:\n\n" + table(
-                             [axis, "samples", "scratchnn s/epoch", "torch s/epoch", "torch/scratchnn",
-                              "scratchnn %peak", "torch %peak", "scratchnn MB", "torch MB", "budget MB", "busy"], rows))
+                             [axis, "samples", "scratchnn s/epoch", "torch s/epoch", "torch/scratchnn", "numpy/scratchnn",
+                              "scratchnn %peak", "torch %peak", "numpy %peak", "scratchnn MB", "torch MB", "budget MB",
+                              "busy", "host"], rows))
     return "\n\n".join(parts)
 
 
