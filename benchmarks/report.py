@@ -12,6 +12,10 @@ def _f(x, spec=".3f"):
     return "-" if x is None else format(x, spec)
 
 
+def _x(ratio) -> str:
+    return "-" if ratio is None else f"{ratio:.2f}x"
+
+
 def table(headers, rows) -> str:
     out = ["| " + " | ".join(headers) + " |", "|" + "|".join(" --- " for _ in headers) + "|"]
     out += ["| " + " | ".join(str(c) for c in r) + " |" for r in rows]
@@ -27,10 +31,10 @@ def workloads(out) -> str:
             rows.append([r["workload"]["title"].split(",")[0] + f", b{r['workload']['batch']}", r["threads"], name,
                          _f(s["epoch_s"]), _f(s["best_s"] / base, ".2f") + "x" if base else "-",
                          _f(s["gflops"], ".1f"), _f(s["pct_peak"], ".1f"), _f(mem.get("peak_mb"), ".0f"),
-                         _f(r.get("memory_budget_mb"), ".0f"), _f(s["val_acc"], ".4f"),
+                         _f(r.get("memory_budget_mb"), ".0f"), _f(s["val_acc"], ".4f"), s.get("epochs_trained", "-"),
                          _f(s.get("foreign_cores_best"), ".2f"), _f(s.get("host_speed_best"), ".2f")])
     return table(["workload", "threads", "contender", "s/epoch", "time/scratchnn", "GFLOP/s", "%peak", "peak MB",
-                  "budget MB", f"val acc ({out['rounds']} ep)", "busy", "host"], rows)
+                  "budget MB", "val acc", "epochs", "busy", "host"], rows)
 
 
 def isolated(out) -> str:
@@ -42,8 +46,8 @@ def isolated(out) -> str:
             ip = inproc.get((iso["threads"], name), {})
             rows.append([iso["threads"], name, _f(ip.get("best_s")), _f(s.get("best_s")),
                          _f(s.get("best_s", float("nan")) / ip["best_s"], ".2f") if ip else "-",
-                         _f(s.get("foreign_cores_best"), ".2f")])
-    return table(["threads", "contender", "in-process s", "isolated s", "isolated / in-process", "busy"], rows)
+                         _f(s.get("foreign_cores_best"), ".2f"), _f(s.get("host_speed_best"), ".2f")])
+    return table(["threads", "contender", "in-process s", "isolated s", "isolated / in-process", "busy", "host"], rows)
 
 
 def inference(out) -> str:
@@ -68,8 +72,8 @@ def scaling(out) -> str:
                 sn, tc, npy = c.get("scratchnn", {}), c.get("torch", {}), c.get("numpy", {})
                 speeds = [s["host_speed_best"] for s in c.values() if s.get("host_speed_best") is not None]
                 rows.append([p["value"], f"{sn.get('samples', 0):,}", _f(sn.get("epoch_s")), _f(tc.get("epoch_s")),
-                             _f(p.get("ratios", {}).get("torch_over_scratchnn"), ".2f") + "x",
-                             _f(p.get("ratios", {}).get("numpy_over_scratchnn"), ".2f") + "x",
+                             _x(p.get("ratios", {}).get("torch_over_scratchnn")),
+                             _x(p.get("ratios", {}).get("numpy_over_scratchnn")),
                              _f(sn.get("pct_peak"), ".1f"), _f(tc.get("pct_peak"), ".1f"), _f(npy.get("pct_peak"), ".1f"),
                              _f(sn.get("memory", {}).get("peak_mb"), ".0f"), _f(tc.get("memory", {}).get("peak_mb"), ".0f"),
                              _f(p.get("memory_budget_mb"), ".0f"),

@@ -222,6 +222,8 @@ def test_time_rounds_reads_the_host_speed_and_adds_rounds_on_a_slowed_host(monke
     assert [x["host_speed"] for x in loads["a"]] == [0.5, 0.5, 0.5, 1.0, 1.0]
     s = measure.summarize(times["a"], 10, 1, 1.0, loads["a"])
     assert s["host_speed_best"] == 0.5 and s["host_speed"][-1] == 1.0  # (these epochs slow down: best is the first)
+    assert measure.slowest_host({"contenders": {"a": s}}) == 0.5
+    assert measure.slowest_host({"contenders": {"a": {"host_speed_best": None}}}) is None  # unprobed: unknown
     # never more than twice the rounds; without a reference no probe runs and no round is added
     monkeypatch.setattr(machine, "gemm_probe", lambda: 10.0)
     times, _ = measure.time_rounds({"a": _Epochs()}, None, None, rounds=3, probe_ref=100.0)
@@ -254,6 +256,27 @@ def test_time_rounds_idles_before_every_epoch(monkeypatch):
     measure.time_rounds({"a": _Epochs(), "b": _Epochs()}, None, None, rounds=2, settle=0.25)
     assert naps == [0.25] * 4
     naps.clear()
-    monkeypatch.setattr(measure, "SETTLE_S", 0.1)  # the default
+    monkeypatch.setattr(measure, "SETTLE_S", 0.1)  # without settle=, the module's SETTLE_S
     measure.time_rounds({"a": _Epochs()}, None, None, rounds=2)
     assert naps == [0.1, 0.1]
+    # with a probe: idle, probe, idle again before each epoch (the probe's threads park too)
+    naps.clear()
+    monkeypatch.setattr(machine, "gemm_probe", lambda: naps.append("probe") or 50.0)
+    measure.time_rounds({"a": _Epochs()}, None, None, rounds=1, probe_ref=100.0)
+    assert naps == [0.1, "probe", 0.1] * 2  # (slowed host: a second round)
+
+
+def test_wait_for_quiet_waits_for_the_probe_to_recover(monkeypatch):
+    readings = iter([50.0, 80.0, 99.0, 99.0])
+    monkeypatch.setattr(machine, "gemm_probe", lambda: next(readings))
+    load = machine.wait_for_quiet(max_wait=30.0, threshold=10.0, probe=0.001, probe_ref=100.0)
+    assert load["host_speed"] == 0.99
+    load = machine.wait_for_quiet(max_wait=30.0, threshold=10.0, probe=0.001)  # no reference: load only
+    assert "host_speed" not in load
+
+
+def test_isolated_worker_records_the_host_speed():
+    r = measure.measure_in_subprocess(HEADLINE.with_(hidden=(8, 8)), "numpy", threads=1, n_train=128, n_val=0,
+                                      rounds=2, data="random", timeout=120, probe_ref=1e-9)
+    assert "error" not in r, r
+    assert len(r["host_speed"]) == 2 and r["host_speed_best"] > 1  # (a tiny reference: any reading is fast)

@@ -168,6 +168,8 @@ def main(argv=None, default_json=None):
         print(line)
         print("   host speed before the best epochs (GEMM probe / quiet reading): "
               + ", ".join(f"{k} {v:.2f}" for k, v in row["host_speed_best"].items()))
+        if min(row["host_speed_best"].values()) < machine.HOST_FAST:
+            print("   WARNING: the host ran slowed before a best epoch: figures are unreliable")
         print(f"   peak traced memory of a training step {mem['peak_step_mb']:.1f} MB = {mem['ratio']:.2f}x "
               f"the largest im2col buffer ({mem['largest_im2col_mb']:.1f} MB)")
     results["env"] = machine.environment(include_torch=common.torch_or_none() is not None)

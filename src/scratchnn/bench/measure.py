@@ -24,9 +24,22 @@ from .runners import CONTENDERS, make_runners
 KINDS = {"mlp": Workload, "cnn": CNNWorkload}
 
 
-#: seconds of idle before every epoch: the previous contender's threads (OpenBLAS spins ~0.1 s
-#: after its last call) park first, so no contender starts beside another's spinning runtime
-SETTLE_S = 0.25
+#: seconds of idle before the host-speed probe and again before every epoch: the previous
+#: contender's threads and the probe's (OpenBLAS spins ~0.1 s after its last call) park first,
+#: so neither the probe nor an epoch starts beside another runtime's spinning threads
+SETTLE_S = 0.2
+
+
+def before_epoch(probe_ref: float | None, settle: float | None = None) -> float | None:
+    """Idle, read the host's speed (``machine.gemm_probe`` / ``probe_ref``; None without a
+    reference) and idle again: what precedes every timed epoch."""
+    pause = SETTLE_S if settle is None else settle
+    speed = None
+    if probe_ref:
+        time.sleep(pause)
+        speed = machine.gemm_probe() / probe_ref
+    time.sleep(pause)
+    return speed
 
 
 def time_rounds(runners: dict, X, y, rounds: int, probe_ref: float | None = None,
@@ -36,8 +49,8 @@ def time_rounds(runners: dict, X, y, rounds: int, probe_ref: float | None = None
     A full ``gc.collect()`` precedes every epoch; ``gc.freeze()`` first moves the libraries'
     import-time objects out of the collector's sight, so those collections stay cheap.
 
-    With ``probe_ref`` (the quiet host's ``machine.gemm_probe`` reading) the probe runs before
-    every epoch and its share of the reference is recorded as the epoch's ``host_speed``.
+    Each epoch is preceded by ``before_epoch``: with ``probe_ref`` (the quiet host's
+    ``machine.gemm_probe`` reading) its share of the reference is the epoch's ``host_speed``.
     Rounds go on past ``rounds`` (up to twice as many) until every contender has had
     ``ceil(rounds / 2)`` epochs on a host at full speed (``machine.HOST_FAST``), so its best
     time is not a slowed host's.
@@ -54,8 +67,7 @@ def time_rounds(runners: dict, X, y, rounds: int, probe_ref: float | None = None
         k = r % len(names)
         for name in names[k:] + names[:k]:
             gc.collect()
-            speed = machine.gemm_probe() / probe_ref if probe_ref else None
-            time.sleep(SETTLE_S if settle is None else settle)
+            speed = before_epoch(probe_ref, settle)
             s0 = machine.cpu_snapshot()
             times[name].append(runners[name].train_epoch(X, y))
             s1 = machine.cpu_snapshot()
@@ -109,7 +121,7 @@ def bench_workload(wl, data: dict, threads: int, rounds: int, contenders=CONTEND
             res["sizes"] = list(wl.sizes)
         for name, r in runners.items():
             s = summarize(times[name], len(X), fps, peak["gflops"], loads[name])
-            s["epochs_trained"] = rounds
+            s["epochs_trained"] = len(times[name])  # extra rounds on a slowed host count too
             s["val_acc"] = r.val_accuracy(data["X_val"], data["y_val"]) if len(data["y_val"]) else None
             if name == "scratchnn" and r.internal_times:
                 s["fit_internal_best_s"] = min(r.internal_times)
@@ -214,10 +226,15 @@ def busiest(res: dict) -> float:
     return max(vals, default=0.0)
 
 
-def slowest_host(res: dict) -> float:
-    """Lowest host speed (``machine.gemm_probe`` share) before any contender's best epoch; 1.0 unprobed."""
+def slowest_host(res: dict) -> float | None:
+    """Lowest host speed (``machine.gemm_probe`` share) before any contender's best epoch; None unprobed."""
     vals = [c.get("host_speed_best") for c in res.get("contenders", {}).values()]
-    return min((v for v in vals if v is not None), default=1.0)
+    return min((v for v in vals if v is not None), default=None)
+
+
+def host_slowed(res: dict) -> bool:
+    speed = slowest_host(res)
+    return speed is not None and speed < machine.HOST_FAST
 
 
 def until_quiet(fn, retries: int = 2, max_wait: float = 60.0, threshold: float = 0.25):
@@ -226,7 +243,7 @@ def until_quiet(fn, retries: int = 2, max_wait: float = 60.0, threshold: float =
     measure again, up to ``retries`` times. Returns the least disturbed result, with ``attempts``,
     ``busy_cores`` and ``host_speed`` recorded in it."""
     def disturbed(r):  # (slowed host, busy machine): compared in this order
-        return slowest_host(r) < machine.HOST_FAST, busiest(r) > threshold, busiest(r), -slowest_host(r)
+        return host_slowed(r), busiest(r) > threshold, busiest(r), -(slowest_host(r) or 1.0)
 
     best, attempts = None, 0
     for attempts in range(1, retries + 2):
@@ -252,15 +269,16 @@ def workload_from_spec(d: dict):
 
 def measure_in_subprocess(wl, contender: str, threads: int, n_train: int, n_val: int, rounds: int = 1,
                           data: str = "mnist", n_data: int | None = None, timeout: float = 900,
-                          data_dir=None) -> dict:
+                          data_dir=None, probe_ref: float | None = None) -> dict:
     """Run ``rounds`` epochs of one contender in a fresh interpreter: times and peak memory.
 
     The process holds ``n_data`` training rows (default ``n_train``) plus ``n_val`` validation
     rows and trains on the first ``n_train``, so memory curves can keep the data set fixed.
+    With ``probe_ref`` every epoch is preceded by ``before_epoch`` (idle, host-speed probe).
     """
     spec = {"workload": {"kind": wl.kind, **dataclasses.asdict(wl)}, "contender": contender, "threads": threads,
             "n_train": n_train, "n_data": max(n_data or n_train, n_train), "n_val": n_val, "rounds": rounds,
-            "data": data, "data_dir": data_dir}
+            "data": data, "data_dir": data_dir, "probe_ref": probe_ref}
     cmd, env = common.module_command("scratchnn.bench.measure", json.dumps(spec))
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
     for line in proc.stdout.splitlines():
@@ -280,6 +298,9 @@ def worker(spec: dict) -> dict:
         toy = common.random_data(64, 0)
         make_runners(wl.toy(), (name,))[name].train_epoch(toy["X_train"], toy["y_train"])
         del toy
+        probe_ref = spec.get("probe_ref")
+        if probe_ref:
+            machine.gemm_probe()  # its operands now belong to the baseline, not to the peak
         machine.trim_heap()
         rss0 = machine.rss_bytes()
         n_data = spec.get("n_data", spec["n_train"])
@@ -292,8 +313,9 @@ def worker(spec: dict) -> dict:
         machine.trim_heap()
         rss1 = machine.rss_bytes()
         hwm_reset = machine.reset_peak_rss()
-        times, busy = [], []
+        times, busy, speeds = [], [], []
         for _ in range(spec["rounds"]):
+            speeds.append(before_epoch(probe_ref) if probe_ref else None)
             s0 = machine.cpu_snapshot()
             times.append(runner.train_epoch(X, y))
             busy.append(machine.foreign_load(s0, machine.cpu_snapshot())["foreign_cores"])
@@ -302,6 +324,7 @@ def worker(spec: dict) -> dict:
     data_bytes = sum(data[k].nbytes for k in ("X_train", "y_train", "X_val", "y_val"))
     return {"contender": name, "times_s": times, "best_s": min(times), "samples": len(X), "val_acc": acc,
             "foreign_cores": busy, "foreign_cores_best": busy[times.index(min(times))],
+            "host_speed": speeds, "host_speed_best": speeds[times.index(min(times))],
             "baseline_rss_mb": rss0 / 2**20, "ready_rss_mb": rss1 / 2**20, "hwm_mb": hwm / 2**20,
             "peak_mb": (hwm - rss0) / 2**20, "train_extra_mb": (hwm - rss1) / 2**20,
             "data_mb": data_bytes / 2**20, "hwm_reset": hwm_reset, "src_sha256": machine.src_hash()}

@@ -32,15 +32,21 @@ def print_workload(r: dict) -> None:
     busy = max((s.get("foreign_cores_best") or 0) for s in c.values())
     if busy > 0.2:
         print(f"WARNING: other processes used up to {busy:.2f} cores during the best rounds: figures are unreliable")
-    slow = min((s.get("host_speed_best") or 1.0) for s in c.values())
-    if slow < HOST_FAST:
-        print(f"WARNING: the host ran at {slow:.2f} of its quiet GEMM speed before a best round: figures are unreliable")
+    warn_if_slowed(r)
     if "memory_budget_mb" in r:
         print(f"memory budget (2 x (params + opt state + 1 batch activations + data)): {r['memory_budget_mb']:.0f} MB")
     if "scratchnn" in c and "fit_call_overhead_s" in c["scratchnn"]:
         s = c["scratchnn"]
         print(f"scratchnn fit(): {s['fit_internal_best_s']:.3f} s inside the epoch loop + "
               f"{s['fit_call_overhead_s']:.3f} s per call (argument checks, History)")
+
+
+def warn_if_slowed(r: dict, what: str = "a best round") -> None:
+    """A WARNING line when the host-speed probe read below ``HOST_FAST`` before ``what``."""
+    speeds = [s["host_speed_best"] for s in r["contenders"].values() if s.get("host_speed_best") is not None]
+    if speeds and min(speeds) < HOST_FAST:
+        print(f"WARNING: the host ran at {min(speeds):.2f} of its quiet GEMM speed before {what}: "
+              "figures are unreliable")
 
 
 def print_inference(r: dict) -> None:
@@ -71,6 +77,8 @@ def print_scaling(r: dict) -> None:
                              _f(s.get("foreign_cores_best"), ".2f"), _f(s.get("host_speed_best"), ".2f")])
         print(common.fmt_table([axis, "contender", "samples", "s/epoch", "GFLOP/s", "%peak", "peak MB", "train MB",
                                 "budget MB", "time/scratchnn", "busy", "host"], rows))
+        for p in pts:
+            warn_if_slowed(p, f"a best round of {axis} {p['value']}")
 
 
 def plot_scaling(r: dict, out_dir: Path, suffix: str = "") -> list:

@@ -108,7 +108,7 @@ def run(args) -> dict:
     json_path.parent.mkdir(parents=True, exist_ok=True)
     out = {"env": machine.environment(include_torch="torch" in contenders),
            "args": {k: v for k, v in vars(args).items() if not callable(v)}, "data": data["source"], "rounds": rounds,
-           "gemm_peak": {}, "gemm_peak_runs": {}, "waits": [], "workloads": [], "isolated": []}
+           "gemm_peak": {}, "gemm_peak_runs": {}, "gemm_probe_runs": {}, "waits": [], "workloads": [], "isolated": []}
     head_threads = sorted({1, args.threads})
     gemm_n = 1024 if args.quick else 2048
 
@@ -124,6 +124,7 @@ def run(args) -> dict:
         with common.threads(t):
             m = machine.gemm_peak(gemm_n)
         out["gemm_peak_runs"].setdefault(str(t), []).append(m["gflops"])
+        out["gemm_probe_runs"].setdefault(str(t), []).append(m["probe_gflops"])
         old = out["gemm_peak"].get(str(t))
         probe = max(m["probe_gflops"], old["probe_gflops"] if old else 0.0)  # the quiet host's probe, likewise
         if old is None or m["gflops"] > old["gflops"]:
@@ -166,18 +167,20 @@ def run(args) -> dict:
                 if args.isolated and wl is HEADLINE:
                     iso = {"threads": t, "contenders": {}}
                     for name in r["contenders"]:
-                        iso["contenders"][name] = retry(lambda: {"contenders": {name: measure_in_subprocess(
+                        iso["contenders"][name] = retry(lambda: {"threads": t, "probe_ref_gflops": r["probe_ref_gflops"],
+                                                                 "contenders": {name: measure_in_subprocess(
                             wl, name, t, n_train or len(data["X_train"]), len(data["y_val"]), rounds, data=src,
-                            data_dir=args.data_dir)}})["contenders"][name]
+                            data_dir=args.data_dir, probe_ref=r["probe_ref_gflops"])}})["contenders"][name]
                     out["isolated"].append(iso)
                     rows = [[n, common._f(r["contenders"][n]["best_s"]), common._f(s.get("best_s")),
                              common._f(s.get("best_s", math.nan) / r["contenders"][n]["best_s"], ".2f"),
                              common._f(s.get("val_acc"), ".4f"), common._f(s.get("peak_mb"), ".0f"),
-                             common._f(s.get("foreign_cores_best"), ".2f")] for n, s in iso["contenders"].items()]
+                             common._f(s.get("foreign_cores_best"), ".2f"), common._f(s.get("host_speed_best"), ".2f")]
+                            for n, s in iso["contenders"].items()]
                     print(f"-- isolated check, {t} thread(s): each contender alone in a fresh process, "
                           f"best of {rounds}")
                     print(common.fmt_table(["contender", "in-process s", "isolated s", "isolated/in-process",
-                                            "val acc", "peak MB", "busy"], rows))
+                                            "val acc", "peak MB", "busy", "host"], rows))
                 save()
     if "cnn" in sections:
         workload(CNN, args.threads, min(args.cnn_samples or (1000 if args.quick else 10_000), len(data["X_train"])))
