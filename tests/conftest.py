@@ -11,10 +11,11 @@ def _seed():
     yield
 
 
-@pytest.fixture(autouse=True)
-def _no_settle(monkeypatch):
-    """The benchmark suite idles 0.25 s before every epoch (scratchnn.bench.measure.SETTLE_S) so
-    one contender's threads park before the next starts: timings only, so tests skip it."""
+@pytest.fixture
+def no_settle(monkeypatch):
+    """The benchmark suite idles before every epoch (scratchnn.bench.measure.SETTLE_S) so one
+    contender's threads park before the next starts: timings only, so the benchmark tests skip it
+    (``pytestmark = pytest.mark.usefixtures("no_settle")`` in their modules)."""
     monkeypatch.setattr("scratchnn.bench.measure.SETTLE_S", 0.0)
     yield
 

@@ -3,8 +3,11 @@ on a few samples (no timing assertions)."""
 import functools
 
 import numpy as np
+import pytest
 
 from scratchnn.bench import cnn, machine
+
+pytestmark = pytest.mark.usefixtures("no_settle")
 
 
 def test_flops_per_sample_is_the_issue_floor():

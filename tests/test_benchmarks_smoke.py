@@ -14,6 +14,8 @@ from scratchnn.bench import common, machine, measure, memmap, report
 from scratchnn.bench.cnn import CNN
 from scratchnn.bench.mlp import HEADLINE, WORKLOADS
 
+pytestmark = pytest.mark.usefixtures("no_settle")
+
 ROOT = Path(__file__).resolve().parent.parent
 FAST = ("scratchnn", "numpy")  # torch's import and first step alone can take > 5 s: its own test below
 TINY_CNN = CNN.with_(channels=(4, 8), dense=16, batch=16)
