@@ -7,6 +7,7 @@ touching the layers. Only this module may import CuPy.
 from __future__ import annotations
 
 import numpy as np
+from .errors import InvalidArgumentError
 
 _default_dtype = np.dtype(np.float32)
 
@@ -38,7 +39,7 @@ def set_default_dtype(dtype) -> None:
     global _default_dtype
     dt = np.dtype(dtype)
     if dt not in (np.float32, np.float64):
-        raise ValueError(f"default dtype must be float32 or float64, received {dt}")
+        raise InvalidArgumentError(f"default dtype must be float32 or float64, received {dt}")
     _default_dtype = dt
 
 

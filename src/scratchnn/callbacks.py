@@ -10,6 +10,7 @@ from __future__ import annotations
 import sys
 
 import numpy as np
+from .errors import InvalidArgumentError
 
 
 class Callback:
@@ -117,7 +118,7 @@ class EarlyStopping(Callback):
         if mode == "auto":
             mode = "max" if "acc" in monitor else "min"
         if mode not in ("min", "max"):
-            raise ValueError(f"EarlyStopping: mode must be 'min', 'max' or 'auto', received {mode!r}")
+            raise InvalidArgumentError(f"EarlyStopping: mode must be 'min', 'max' or 'auto', received {mode!r}")
         self.mode = mode
         self.restore_best_weights = restore_best_weights
 

@@ -18,6 +18,7 @@ import math
 import numpy as np
 
 from .backend import get_array_module
+from .errors import InvalidArgumentError
 
 __all__ = [
     "pair", "conv_output_size", "same_padding", "check_padding", "resolve_padding",
@@ -37,7 +38,7 @@ def pair(v) -> tuple[int, int]:
         return (int(v), int(v))
     if isinstance(v, (tuple, list)) and len(v) == 2 and all(_is_int(e) for e in v):
         return (int(v[0]), int(v[1]))
-    raise ValueError(f"expected an int or a pair of ints, received {v!r}")
+    raise InvalidArgumentError(f"expected an int or a pair of ints, received {v!r}")
 
 
 def conv_output_size(size: int, k: int, stride: int = 1, pad_before: int = 0, pad_after: int = 0) -> int:
@@ -47,7 +48,7 @@ def conv_output_size(size: int, k: int, stride: int = 1, pad_before: int = 0, pa
     """
     padded = size + pad_before + pad_after
     if k > padded:
-        raise ValueError(
+        raise InvalidArgumentError(
             f"window of size {k} does not fit in an input of size {size} "
             f"padded by ({pad_before}, {pad_after}) = {padded}"
         )
@@ -83,7 +84,7 @@ def check_padding(padding):
         if all(isinstance(e, (tuple, list)) and len(e) == 2 and all(_is_int(v) and v >= 0 for v in e)
                for e in padding):
             return tuple((int(e[0]), int(e[1])) for e in padding)
-    raise ValueError(
+    raise InvalidArgumentError(
         'padding must be "same", "valid", a non-negative int, a pair (ph, pw) or '
         f"((top, bottom), (left, right)), received {padding!r}"
     )
@@ -111,7 +112,7 @@ def window_geometry(where, window, in_size, kernel, stride, padding):
     pads = resolve_padding(padding, (h, w), (kh, kw), (sh, sw))
     (pt, pb), (pl, pr) = pads
     if kh > h + pt + pb or kw > w + pl + pr:
-        raise ValueError(
+        raise InvalidArgumentError(
             f"{where}: {window} {kh}x{kw} is larger than the padded input {h + pt + pb}x{w + pl + pr} "
             f"(input {h}x{w}, padding {padding!r})"
         )
@@ -216,7 +217,7 @@ def col2im(cols, x_shape, kernel_size, stride=1, padding=0, channels_last=False,
                 out[:, a:a + he:sh, b:b + we:sw, :] += c6[:, :, :, a, b, :]
         return out[:, pt:pt + h, pl:pl + w, :]
     if offsets_first:
-        raise ValueError("col2im: offsets_first needs channels_last=True")
+        raise InvalidArgumentError("col2im: offsets_first needs channels_last=True")
     c6 = cols.reshape(n, ho, wo, c, kh, kw)
     out = xp.zeros((n, c, hp, wp), dtype=cols.dtype)
     for a in range(kh):

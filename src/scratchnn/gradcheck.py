@@ -18,6 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+from .errors import InvalidArgumentError
 
 __all__ = ["GradCheckResult", "numerical_gradient", "check_layer", "check_loss", "check_model"]
 
@@ -61,7 +62,7 @@ def numerical_gradient(f, x: np.ndarray, eps: float = 1e-6) -> np.ndarray:
     grad = np.zeros_like(x, dtype=np.float64)
     flat = x.reshape(-1)  # a view: x must be contiguous
     if not np.shares_memory(flat, x):
-        raise ValueError("numerical_gradient needs a contiguous array")
+        raise InvalidArgumentError("numerical_gradient needs a contiguous array")
     gflat = grad.reshape(-1)
     for i in range(flat.size):
         old = flat[i]

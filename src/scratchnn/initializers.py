@@ -19,6 +19,7 @@ name               distribution
 from __future__ import annotations
 
 import numpy as np
+from .errors import InvalidArgumentError
 
 
 def zeros(shape, fan_in, fan_out, rng, dtype):
@@ -72,6 +73,6 @@ def get(name):
     try:
         return INITIALIZERS[name]
     except (KeyError, TypeError):
-        raise ValueError(
+        raise InvalidArgumentError(
             f"unknown initializer {name!r}; valid names: {', '.join(sorted(INITIALIZERS))}"
         ) from None

@@ -6,6 +6,7 @@ import numpy as np
 
 from .backend import get_array_module
 from .functional import row_max, row_sum, sigmoid
+from .errors import InvalidArgumentError, InvalidTypeError
 
 
 class Loss:
@@ -28,13 +29,13 @@ def check_labels(y, n_classes: int, where: str = "SoftmaxCrossEntropy"):
         if y.dtype.kind == "f" and np.all(np.isfinite(y)) and np.all(y == np.round(y)):
             y = y.astype(np.int64)
         else:
-            raise TypeError(f"{where}: integer class labels expected, received dtype {y.dtype}")
+            raise InvalidTypeError(f"{where}: integer class labels expected, received dtype {y.dtype}")
     if y.size:
         lo, hi = int(y.min()), int(y.max())
         if lo < 0 or hi >= n_classes:
             bad = lo if lo < 0 else hi
             pos = int(np.flatnonzero(y == bad)[0])
-            raise ValueError(f"{where}: label {bad} at index {pos} is outside [0, {n_classes}) "
+            raise InvalidArgumentError(f"{where}: label {bad} at index {pos} is outside [0, {n_classes}) "
                              f"for a network with {n_classes} outputs")
     return y
 
@@ -58,13 +59,13 @@ class SoftmaxCrossEntropy(Loss):
     def __call__(self, pred, target):
         z = pred
         if z.ndim != 2:
-            raise ValueError(f"SoftmaxCrossEntropy expects logits of shape (batch, classes), received {tuple(z.shape)}")
+            raise InvalidArgumentError(f"SoftmaxCrossEntropy expects logits of shape (batch, classes), received {tuple(z.shape)}")
         n, c = z.shape
         xp = get_array_module(z)
         target = xp.asarray(target)
         if target.ndim == 1:
             if len(target) != n:
-                raise ValueError(f"SoftmaxCrossEntropy: {n} predictions but {len(target)} labels")
+                raise InvalidArgumentError(f"SoftmaxCrossEntropy: {n} predictions but {len(target)} labels")
             y = check_labels(target, c) if self.check else target
             # (row_max / row_sum: reductions along short rows are slow in NumPy, see functional)
             e = z - row_max(z)[:, None]  # shifted logits, max 0: exp cannot overflow
@@ -81,7 +82,7 @@ class SoftmaxCrossEntropy(Loss):
             value = float(xp.add.reduce(xp.log(s, out=s)) - xp.add.reduce(zy)) / n
         else:
             if target.shape != z.shape:
-                raise ValueError(f"SoftmaxCrossEntropy: one-hot targets must have shape {tuple(z.shape)}, "
+                raise InvalidArgumentError(f"SoftmaxCrossEntropy: one-hot targets must have shape {tuple(z.shape)}, "
                                  f"received {tuple(target.shape)}")
             shifted = z - z.max(axis=1, keepdims=True)
             e = xp.exp(shifted)
@@ -116,7 +117,7 @@ def _match_target(pred, target, where):
         if target.ndim == 1 and pred.ndim == 2 and pred.shape[1] == 1 and len(target) == len(pred):
             target = target[:, None]
         else:
-            raise ValueError(f"{where}: target shape {tuple(target.shape)} does not match prediction "
+            raise InvalidArgumentError(f"{where}: target shape {tuple(target.shape)} does not match prediction "
                              f"shape {tuple(pred.shape)}")
     return target.astype(pred.dtype, copy=False)
 
@@ -144,7 +145,7 @@ class BinaryCrossEntropy(Loss):
     def __call__(self, pred, target):
         t = _match_target(pred, target, "BinaryCrossEntropy")
         if t.size and (float(t.min()) < 0 or float(t.max()) > 1):
-            raise ValueError("BinaryCrossEntropy: targets must lie in [0, 1], received values in "
+            raise InvalidArgumentError("BinaryCrossEntropy: targets must lie in [0, 1], received values in "
                              f"[{float(t.min())}, {float(t.max())}]")
         z = pred
         value = float(np.mean(np.maximum(z, 0) - z * t + np.log1p(np.exp(-np.abs(z)))))
@@ -169,4 +170,4 @@ def get(loss):
         return loss
     if isinstance(loss, str) and loss in LOSSES:
         return LOSSES[loss]()
-    raise ValueError(f"unknown loss {loss!r}; valid names: {', '.join(sorted(LOSSES))}")
+    raise InvalidArgumentError(f"unknown loss {loss!r}; valid names: {', '.join(sorted(LOSSES))}")

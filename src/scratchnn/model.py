@@ -23,10 +23,7 @@ from . import regularizers as regularizers_mod
 from .backend import default_dtype, global_rng
 from .callbacks import CallbackList, History
 from .layers.base import Layer
-
-
-class TrainingDivergedError(FloatingPointError):
-    """Raised by ``fit`` when the loss becomes NaN or infinite."""
+from .errors import InvalidArgumentError, InvalidTypeError, StateError, TrainingDivergedError
 
 
 def check_finite(X, what="X"):
@@ -46,7 +43,7 @@ def check_finite(X, what="X"):
     if (math.isfinite(total) if X.dtype.kind == "f" else np.isfinite(total)) or np.isfinite(X).all():
         return  # (a non-finite sum may be an overflow of huge finite values)
     bad = np.argwhere(~np.isfinite(X))[0]
-    raise ValueError(f"{what} contains {X[tuple(bad)]} at index {tuple(int(i) for i in bad)}; "
+    raise InvalidArgumentError(f"{what} contains {X[tuple(bad)]} at index {tuple(int(i) for i in bad)}; "
                      "inputs must be finite (clean or impute the data first)")
 
 
@@ -101,7 +98,7 @@ class Sequential:
     # -- structure ------------------------------------------------------------------
     def add(self, layer: Layer) -> None:
         if not isinstance(layer, Layer):
-            raise TypeError(f"Sequential.add expects a Layer, received {type(layer).__name__}")
+            raise InvalidTypeError(f"Sequential.add expects a Layer, received {type(layer).__name__}")
         if layer.name is None:
             base = type(layer).__name__.lower()
             taken = {l.name for l in self.layers}
@@ -110,7 +107,7 @@ class Sequential:
                 i += 1
             layer.name = f"{base}_{i}"
         elif any(l.name == layer.name for l in self.layers):
-            raise ValueError(f"Sequential: a layer named {layer.name!r} already exists")
+            raise InvalidArgumentError(f"Sequential: a layer named {layer.name!r} already exists")
         self.layers.append(layer)
 
     def build(self, input_shape, dtype=None) -> None:
@@ -137,7 +134,7 @@ class Sequential:
         feature extractor of this model.
         """
         if not 0 <= n < len(self.layers):
-            raise ValueError(f"truncate: n must be in [0, {len(self.layers)}), received {n}")
+            raise InvalidArgumentError(f"truncate: n must be in [0, {len(self.layers)}), received {n}")
         m = Sequential(self.layers[: len(self.layers) - n], name=f"{self.name}_truncated", dtype=self.dtype)
         if self.input_shape is not None:
             m.build(self.input_shape)
@@ -168,7 +165,7 @@ class Sequential:
 
     def _require_compiled(self, what):
         if self.loss is None or (what == "fit" and self.optimizer is None):
-            raise RuntimeError(f"call model.compile(optimizer=..., loss=...) before {what}()")
+            raise StateError(f"call model.compile(optimizer=..., loss=...) before {what}()")
 
     # -- the passes -----------------------------------------------------------------
     def forward(self, x, training=False):
@@ -197,9 +194,9 @@ class Sequential:
         on_disk = isinstance(X, np.memmap)
         X = np.asanyarray(X)
         if X.ndim < 2:
-            raise ValueError(f"{what} must have a batch axis: expected shape (samples, ...), received {X.shape}")
+            raise InvalidArgumentError(f"{what} must have a batch axis: expected shape (samples, ...), received {X.shape}")
         if X.dtype.kind not in "fiu" and X.dtype != np.bool_:
-            raise TypeError(f"{what} must be numeric, received dtype {X.dtype}")
+            raise InvalidTypeError(f"{what} must be numeric, received dtype {X.dtype}")
         if X.dtype != self.dtype and not on_disk:  # build() keeps every layer in the model's dtype
             X = X.astype(self.dtype)  # a memory-mapped file stays on disk: batches are cast one at a time
         check_finite(X, what)
@@ -208,7 +205,7 @@ class Sequential:
         if y is not None:
             y = np.asarray(y)
             if len(y) != len(X):
-                raise ValueError(f"{what} has {len(X)} samples but its labels have {len(y)}")
+                raise InvalidArgumentError(f"{what} has {len(X)} samples but its labels have {len(y)}")
             if y.ndim == 1 and isinstance(self.loss, losses_mod.SoftmaxCrossEntropy):
                 y = losses_mod.check_labels(y, int(self.output_shape[-1]), where=f"labels of {what}")
             else:  # one-hot or regression targets
@@ -245,12 +242,12 @@ class Sequential:
         n = len(X)
         batch_size = int(batch_size)
         if batch_size < 1:
-            raise ValueError(f"fit: batch_size must be >= 1, received {batch_size}")
+            raise InvalidArgumentError(f"fit: batch_size must be >= 1, received {batch_size}")
         batch_size = min(batch_size, n)
         Xv = yv = None
         if validation_data is not None:
             if len(validation_data) != 2:
-                raise ValueError("validation_data must be a tuple (X_val, y_val)")
+                raise InvalidArgumentError("validation_data must be a tuple (X_val, y_val)")
             Xv, yv = self._prepare(*validation_data, what="validation X")
         if seed is not None or self.shuffle_rng is None:
             self.shuffle_rng = np.random.default_rng(seed if seed is not None else int(global_rng().integers(2**63)))
@@ -460,7 +457,7 @@ class Sequential:
     def summary(self, print_fn=print) -> str:
         """Print (and return) a table of layers, output shapes and parameter counts."""
         if not self.built:
-            raise RuntimeError("summary() needs a built model: call model.build(input_shape) or fit first")
+            raise StateError("summary() needs a built model: call model.build(input_shape) or fit first")
         rows = [("Layer (type)", "Output shape", "Params")]
         shape = self.input_shape
         for l in self.layers:

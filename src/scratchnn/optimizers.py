@@ -19,13 +19,14 @@ import numpy as np
 
 from .backend import get_array_module
 from .schedules import Schedule
+from .errors import InvalidArgumentError, InvalidTypeError
 
 
 def _check(cls, name, value, lo=0.0, hi=None, lo_open=False, hi_open=True):
     try:
         v = float(value)
     except (TypeError, ValueError):
-        raise TypeError(f"{cls}: {name} must be a number, received {value!r}") from None
+        raise InvalidTypeError(f"{cls}: {name} must be a number, received {value!r}") from None
     bad = not math.isfinite(v) or v < lo or (lo_open and v == lo)
     if hi is not None:
         bad = bad or v > hi or (hi_open and v == hi)
@@ -33,7 +34,7 @@ def _check(cls, name, value, lo=0.0, hi=None, lo_open=False, hi_open=True):
         lo_b = "(" if lo_open else "["
         hi_b = ")" if hi_open else "]"
         rng = f"{lo_b}{lo}, {hi}{hi_b}" if hi is not None else f"{lo_b}{lo}, inf)"
-        raise ValueError(f"{cls}: {name} must be in {rng}, received {value!r}")
+        raise InvalidArgumentError(f"{cls}: {name} must be in {rng}, received {value!r}")
     return v
 
 
@@ -126,7 +127,7 @@ class SGD(Optimizer):
         self.momentum = _check("SGD", "momentum", momentum, 0.0, 1.0)
         self.nesterov = bool(nesterov)
         if self.nesterov and self.momentum == 0:
-            raise ValueError("SGD: nesterov=True needs momentum > 0")
+            raise InvalidArgumentError("SGD: nesterov=True needs momentum > 0")
 
     def direct_step(self):
         return -self.lr if self.momentum == 0 else None
@@ -254,4 +255,4 @@ def get(opt, **kwargs) -> Optimizer:
         return opt
     if isinstance(opt, str) and opt.lower() in OPTIMIZERS:
         return OPTIMIZERS[opt.lower()](**kwargs)
-    raise ValueError(f"unknown optimizer {opt!r}; valid names: {', '.join(sorted(OPTIMIZERS))}")
+    raise InvalidArgumentError(f"unknown optimizer {opt!r}; valid names: {', '.join(sorted(OPTIMIZERS))}")

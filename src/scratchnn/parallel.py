@@ -39,6 +39,7 @@ import os
 import threading
 from concurrent.futures import ThreadPoolExecutor, wait
 from functools import partial
+from .errors import InvalidArgumentError
 
 _num_threads: int | None = None
 _pool: ThreadPoolExecutor | None = None
@@ -69,7 +70,7 @@ def set_num_threads(n: int | None) -> None:
     """
     global _num_threads
     if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 1):
-        raise ValueError(f"set_num_threads: expected a positive int or None, received {n!r}")
+        raise InvalidArgumentError(f"set_num_threads: expected a positive int or None, received {n!r}")
     _num_threads = n
 
 

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from .backend import as_numpy
+from .errors import InvalidArgumentError
 
 _DPI = 100
 _TILE = 1.1  # inches per image tile in grids
@@ -66,24 +67,24 @@ def _labels(a, name) -> np.ndarray:
     elif a.ndim == 2:
         a = a.argmax(axis=1)
     if a.ndim != 1:
-        raise ValueError(f"{name} must be class ids of shape (N,) or scores of shape (N, K), "
+        raise InvalidArgumentError(f"{name} must be class ids of shape (N,) or scores of shape (N, K), "
                          f"received shape {a.shape}")
     if a.dtype == bool:
         a = a.astype(np.int64)
     if not np.issubdtype(a.dtype, np.integer):
         if not np.issubdtype(a.dtype, np.floating) or not np.all(np.isfinite(a) & (a == np.round(a))):
-            raise ValueError(f"{name} must hold integer class ids, received dtype {a.dtype} "
+            raise InvalidArgumentError(f"{name} must hold integer class ids, received dtype {a.dtype} "
                              f"(first values {a[:5].tolist()})")
     a = a.astype(np.int64)
     if a.size and a.min() < 0:
-        raise ValueError(f"{name} must hold class ids >= 0, found {a.min()}")
+        raise InvalidArgumentError(f"{name} must hold class ids >= 0, found {a.min()}")
     return a
 
 
 def _paired_labels(y_true, y_pred):
     t, p = _labels(y_true, "y_true"), _labels(y_pred, "y_pred")
     if len(t) != len(p):
-        raise ValueError(f"y_true and y_pred must have the same length, received {len(t)} and {len(p)}")
+        raise InvalidArgumentError(f"y_true and y_pred must have the same length, received {len(t)} and {len(p)}")
     return t, p
 
 
@@ -167,7 +168,7 @@ def _to_images(images, name="images"):
     if x.ndim == 3:
         return x, False
     if x.ndim != 4 or x.shape[-1] not in (3, 4):
-        raise ValueError(f"{name} must have shape (N, H, W), (N, 1, H, W), (N, 3, H, W) or (N, H, W, 3), "
+        raise InvalidArgumentError(f"{name} must have shape (N, H, W), (N, 1, H, W), (N, 3, H, W) or (N, H, W, 3), "
                          f"received shape {np.shape(images)}")
     if x.dtype != np.uint8:
         # imshow needs RGB floats in [0, 1]: rescale each image that falls outside
@@ -185,7 +186,7 @@ def _square_shape(features, name):
     side = math.isqrt(features // 3)
     if features % 3 == 0 and 3 * side * side == features:
         return (3, side, side)
-    raise ValueError(f"cannot guess the image shape of {name} rows with {features} features; "
+    raise InvalidArgumentError(f"cannot guess the image shape of {name} rows with {features} features; "
                      f"pass image_shape=(H, W)")
 
 
@@ -194,7 +195,7 @@ def _square_shape(features, name):
 def _history_dict(history) -> Mapping:
     h = getattr(history, "history", history)
     if not isinstance(h, Mapping):
-        raise ValueError(f"history must be a dict of metric lists or an object with a .history dict, "
+        raise InvalidArgumentError(f"history must be a dict of metric lists or an object with a .history dict, "
                          f"received {type(history).__name__}")
     return h
 
@@ -221,7 +222,7 @@ def plot_history(history, path, title=None) -> Path:
               [("loss", "Loss", np.nanargmin), (acc_key, "Accuracy", np.nanargmax)]
               if len(h.get(key, ())) or len(h.get("val_" + key, ()))]
     if not panels:
-        raise ValueError(f"history has no 'loss' or 'accuracy' curves (with or without 'val_'), "
+        raise InvalidArgumentError(f"history has no 'loss' or 'accuracy' curves (with or without 'val_'), "
                          f"keys are {sorted(h)}")
     fig = _new_figure((5.0 * len(panels), 3.8))
     axes = fig.subplots(1, len(panels), squeeze=False)[0]
@@ -262,19 +263,19 @@ def plot_scalar_curves(curves, path, xlabel, ylabel, title=None, logx=False, log
         ``path`` as a ``pathlib.Path``.
     """
     if not isinstance(curves, Mapping) or not curves:
-        raise ValueError("curves must be a non-empty dict of name -> (x, y)")
+        raise InvalidArgumentError("curves must be a non-empty dict of name -> (x, y)")
     fig = _new_figure((6.4, 4.2))
     ax = fig.subplots()
     for name, xy in curves.items():
         if len(xy) != 2:
-            raise ValueError(f"curves[{name!r}] must be a pair (x, y), received {len(xy)} items")
+            raise InvalidArgumentError(f"curves[{name!r}] must be a pair (x, y), received {len(xy)} items")
         x, y = (np.asarray(v, dtype=np.float64) for v in xy)
         if x.ndim != 1 or x.shape != y.shape:
-            raise ValueError(f"curves[{name!r}] needs 1-D x and y of equal length, "
+            raise InvalidArgumentError(f"curves[{name!r}] needs 1-D x and y of equal length, "
                              f"received shapes {x.shape} and {y.shape}")
         for axis, v, on in (("x", x, logx), ("y", y, logy)):
             if on and np.any(v[np.isfinite(v)] <= 0):
-                raise ValueError(f"curves[{name!r}] has {axis} values <= 0, which a log {axis} axis cannot show")
+                raise InvalidArgumentError(f"curves[{name!r}] has {axis} values <= 0, which a log {axis} axis cannot show")
         ax.plot(x, y, marker="o" if x.size <= 30 else None, markersize=3, label=str(name))
     if logx:
         ax.set_xscale("log")
@@ -312,7 +313,7 @@ def confusion_matrix(y_true, y_pred, n_classes=None) -> np.ndarray:
     if n_classes is None:
         n_classes = seen
     elif int(n_classes) < seen:
-        raise ValueError(f"n_classes={n_classes} but the labels contain class id {seen - 1}")
+        raise InvalidArgumentError(f"n_classes={n_classes} but the labels contain class id {seen - 1}")
     n = int(n_classes)
     # each (true, pred) pair indexes one cell of the flattened n x n matrix
     return np.bincount(t * n + p, minlength=n * n).reshape(n, n).astype(np.int64)
@@ -337,7 +338,7 @@ def plot_confusion_matrix(y_true, y_pred, path, class_names=None, normalize=Fals
     cm = confusion_matrix(t, p, n_classes=len(class_names) if class_names is not None else None)
     n = cm.shape[0]
     if n == 0:
-        raise ValueError("y_true and y_pred are empty")
+        raise InvalidArgumentError("y_true and y_pred are empty")
     shown = cm / np.maximum(cm.sum(axis=1, keepdims=True), 1) if normalize else cm
     names = [_class_name(k, class_names) for k in range(n)]
     side = min(max(4.5, 0.55 * n + 2.5), 16.0)
@@ -384,12 +385,12 @@ def plot_decision_boundary(predict_fn, X, y, path, title=None, resolution=200) -
 
     X = as_numpy(X)
     if X.ndim != 2 or X.shape[1] != 2 or len(X) == 0:
-        raise ValueError(f"X must have shape (N, 2) with N > 0, received shape {X.shape}")
+        raise InvalidArgumentError(f"X must have shape (N, 2) with N > 0, received shape {X.shape}")
     y = _labels(y, "y")
     if len(y) != len(X):
-        raise ValueError(f"X and y must have the same length, received {len(X)} and {len(y)}")
+        raise InvalidArgumentError(f"X and y must have the same length, received {len(X)} and {len(y)}")
     if int(resolution) < 2:
-        raise ValueError(f"resolution must be at least 2, received {resolution}")
+        raise InvalidArgumentError(f"resolution must be at least 2, received {resolution}")
     dtype = X.dtype if np.issubdtype(X.dtype, np.floating) else np.float64
     lo, hi = X.min(axis=0), X.max(axis=0)
     pad = 0.1 * np.maximum(hi - lo, 1e-6)
@@ -399,7 +400,7 @@ def plot_decision_boundary(predict_fn, X, y, path, title=None, resolution=200) -
     grid = np.column_stack([xx.ravel(), yy.ravel()]).astype(dtype)
     Z = _labels(predict_fn(grid), "predict_fn output")
     if Z.shape != (grid.shape[0],):
-        raise ValueError(f"predict_fn must return one class per grid point, {grid.shape[0]} expected, "
+        raise InvalidArgumentError(f"predict_fn must return one class per grid point, {grid.shape[0]} expected, "
                          f"received shape {Z.shape}")
     n = int(max(Z.max(), y.max())) + 1
     if n <= 10:
@@ -442,9 +443,9 @@ def plot_image_grid(images, path, titles=None, ncols=10, cmap="gray") -> Path:
     """
     x, rgb = _to_images(images)
     if len(x) == 0:
-        raise ValueError("images is empty")
+        raise InvalidArgumentError("images is empty")
     if titles is not None and len(titles) != len(x):
-        raise ValueError(f"titles must have one entry per image, received {len(titles)} for {len(x)} images")
+        raise InvalidArgumentError(f"titles must have one entry per image, received {len(titles)} for {len(x)} images")
     tiles = x if rgb else _per_tile_unit_range(x.astype(np.float64))
     return _save(_tile_figure(tiles, ncols, titles, cmap=cmap, vmin=0, vmax=1), path)
 
@@ -468,7 +469,7 @@ def plot_misclassified(X, y_true, y_pred, path, max_images=50, class_names=None,
     X = as_numpy(X)
     t, p = _paired_labels(y_true, y_pred)
     if len(X) != len(t):
-        raise ValueError(f"X and y_true must have the same length, received {len(X)} and {len(t)}")
+        raise InvalidArgumentError(f"X and y_true must have the same length, received {len(X)} and {len(t)}")
     wrong = np.flatnonzero(t != p)
     if wrong.size == 0:
         fig = _new_figure((5.0, 1.6))
@@ -480,7 +481,7 @@ def plot_misclassified(X, y_true, y_pred, path, max_images=50, class_names=None,
     if image_shape is not None or images.ndim == 2:
         shape = tuple(image_shape) if image_shape is not None else _square_shape(X[0].size, "X")
         if math.prod(shape) != X[0].size:
-            raise ValueError(f"image_shape {shape} holds {math.prod(shape)} values but each row of X "
+            raise InvalidArgumentError(f"image_shape {shape} holds {math.prod(shape)} values but each row of X "
                              f"has {X[0].size} (X shape {X.shape})")
         images = images.reshape((len(idx),) + shape)
     x, rgb = _to_images(images, "X")
@@ -511,9 +512,9 @@ def plot_dense_weights(W, path, image_shape=(28, 28), max_units=64) -> Path:
     W = as_numpy(W)
     shape = tuple(int(s) for s in image_shape)
     if W.ndim != 2:
-        raise ValueError(f"W must have shape (in_features, units), received shape {W.shape}")
+        raise InvalidArgumentError(f"W must have shape (in_features, units), received shape {W.shape}")
     if len(shape) != 2 or shape[0] * shape[1] != W.shape[0]:
-        raise ValueError(f"image_shape must be (H, W) with H * W == in_features; received image_shape "
+        raise InvalidArgumentError(f"image_shape must be (H, W) with H * W == in_features; received image_shape "
                          f"{image_shape} for W of shape {W.shape}")
     k = min(W.shape[1], max(1, int(max_units)))
     tiles = W[:, :k].T.reshape((k,) + shape).astype(np.float64)
@@ -539,7 +540,7 @@ def plot_conv_filters(W, path, max_filters=64) -> Path:
     """
     W = as_numpy(W)
     if W.ndim != 4:
-        raise ValueError(f"W must have shape (filters, in_channels, kh, kw), received shape {W.shape}")
+        raise InvalidArgumentError(f"W must have shape (filters, in_channels, kh, kw), received shape {W.shape}")
     f, c = W.shape[:2]
     k = min(f, max(1, int(max_filters)))
     w = W[:k].astype(np.float64)
@@ -574,11 +575,11 @@ def plot_feature_maps(maps_by_layer, path, max_channels=16) -> Path:
     """
     items = list(maps_by_layer.items() if isinstance(maps_by_layer, Mapping) else maps_by_layer)
     if not items:
-        raise ValueError("maps_by_layer is empty")
+        raise InvalidArgumentError("maps_by_layer is empty")
     rows = []
     for entry in items:
         if len(entry) != 2:
-            raise ValueError(f"maps_by_layer entries must be (layer_name, array) pairs, received {entry!r:.80}")
+            raise InvalidArgumentError(f"maps_by_layer entries must be (layer_name, array) pairs, received {entry!r:.80}")
         name, a = entry
         a = as_numpy(a).astype(np.float64)
         if a.ndim == 4 and a.shape[0] == 1:
@@ -586,7 +587,7 @@ def plot_feature_maps(maps_by_layer, path, max_channels=16) -> Path:
         elif a.ndim == 2:
             a = a[None]
         if a.ndim != 3:
-            raise ValueError(f"feature maps of layer {name!r} must have shape (C, H, W) for one image, "
+            raise InvalidArgumentError(f"feature maps of layer {name!r} must have shape (C, H, W) for one image, "
                              f"received shape {a.shape}")
         rows.append((str(name), a))
     import matplotlib
@@ -653,15 +654,15 @@ def plot_hparam_scatter(results, path, metric="val_accuracy", params=None) -> Pa
         ``path`` as a ``pathlib.Path``.
     """
     if isinstance(results, Mapping) or not all(isinstance(r, Mapping) for r in results):
-        raise ValueError("results must be a list of dicts, one per run")
+        raise InvalidArgumentError("results must be a list of dicts, one per run")
     runs = [r for r in results if metric in r and _is_number(r[metric])]
     if not runs:
-        raise ValueError(f"no run in results has a numeric {metric!r}; keys of the first run: "
+        raise InvalidArgumentError(f"no run in results has a numeric {metric!r}; keys of the first run: "
                          f"{sorted(results[0]) if results else []}")
     if params is None:
         params = _numeric_params(runs, metric)
     if not params:
-        raise ValueError(f"results have no numeric hyperparameters to plot against {metric!r}")
+        raise InvalidArgumentError(f"results have no numeric hyperparameters to plot against {metric!r}")
     ncols = min(3, len(params))
     nrows = math.ceil(len(params) / ncols)
     fig = _new_figure((4.2 * ncols, 3.4 * nrows))
@@ -672,7 +673,7 @@ def plot_hparam_scatter(results, path, metric="val_accuracy", params=None) -> Pa
     for ax, key in zip(axes, params):
         pts = np.array([(r[key], r[metric]) for r in runs if key in r and _is_number(r[key])], dtype=np.float64)
         if pts.size == 0:
-            raise ValueError(f"hyperparameter {key!r} has no numeric values in results")
+            raise InvalidArgumentError(f"hyperparameter {key!r} has no numeric values in results")
         x, y = pts[:, 0], pts[:, 1]
         ax.scatter(x, y, s=25, alpha=0.75, edgecolors="black", linewidths=0.4)
         finite = np.isfinite(y)

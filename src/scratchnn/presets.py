@@ -26,6 +26,7 @@ import os
 
 from .layers import (LAYERS, BatchNorm, BatchNorm2D, Conv2D, Dense, Dropout, Flatten, GlobalAvgPool2D, LeakyReLU,
                      MaxPool2D, RandomShift, ReLU)
+from .errors import InvalidArgumentError, MissingDependencyError
 
 
 def _shift(input_shape, pixels):
@@ -103,9 +104,9 @@ def _read_description(path) -> dict:
             try:
                 import yaml
             except ModuleNotFoundError:
-                raise ImportError(f"reading {path} needs PyYAML: pip install pyyaml") from None
+                raise MissingDependencyError(f"reading {path} needs PyYAML: pip install pyyaml") from None
             return yaml.safe_load(f) or {}
-    raise ValueError(f"model file {path!r}: use a .toml, .yaml or .yml file")
+    raise InvalidArgumentError(f"model file {path!r}: use a .toml, .yaml or .yml file")
 
 
 def layers_from_description(desc: dict, n_classes: int | None = None, where="model file") -> list:
@@ -115,7 +116,7 @@ def layers_from_description(desc: dict, n_classes: int | None = None, where="mod
     """
     specs = desc.get("layers")
     if not isinstance(specs, list) or not specs:
-        raise ValueError(f"{where}: expected a non-empty list 'layers' of layer tables")
+        raise InvalidArgumentError(f"{where}: expected a non-empty list 'layers' of layer tables")
     layers = []
     for i, spec in enumerate(specs):
         spec = dict(spec)
@@ -123,13 +124,13 @@ def layers_from_description(desc: dict, n_classes: int | None = None, where="mod
         cls = LAYERS.get(kind)
         if cls is None or kind.startswith("_"):
             valid = ", ".join(sorted(k for k in LAYERS if not k.startswith("_")))
-            raise ValueError(f"{where}: layer {i + 1} has unknown type {kind!r}; valid types: {valid}")
+            raise InvalidArgumentError(f"{where}: layer {i + 1} has unknown type {kind!r}; valid types: {valid}")
         if spec.get("units") == "classes":
             spec["units"] = n_classes
         try:
             layers.append(cls(**spec))
         except TypeError as e:
-            raise ValueError(f"{where}: layer {i + 1} ({kind}): {e}") from None
+            raise InvalidArgumentError(f"{where}: layer {i + 1} ({kind}): {e}") from None
     return layers
 
 
@@ -141,5 +142,5 @@ def resolve(name_or_path: str, input_shape, n_classes):
     if os.path.exists(name_or_path):
         desc = _read_description(name_or_path)
         return layers_from_description(desc, n_classes, where=name_or_path), dict(desc.get("train", {}))
-    raise ValueError(f"unknown model {name_or_path!r}: give a preset ({', '.join(PRESETS)}) "
+    raise InvalidArgumentError(f"unknown model {name_or_path!r}: give a preset ({', '.join(PRESETS)}) "
                      "or the path of a .toml/.yaml model file")

@@ -11,6 +11,7 @@ Example:
 from __future__ import annotations
 
 import numpy as np
+from .errors import InvalidArgumentError
 
 
 class Regularizer:
@@ -32,7 +33,7 @@ class Regularizer:
 def _non_negative(cls, name, value):
     value = float(value)
     if not np.isfinite(value) or value < 0:
-        raise ValueError(f"{cls}: {name} must be a non-negative number, received {value!r}")
+        raise InvalidArgumentError(f"{cls}: {name} must be a non-negative number, received {value!r}")
     return value
 
 
@@ -118,8 +119,8 @@ def get(obj):
     if isinstance(obj, dict):
         cls = _CLASSES.get(obj.get("class"))
         if cls is None:
-            raise ValueError(f"unknown regularizer {obj.get('class')!r}; valid: L1, L2, ElasticNet, MaxNorm")
+            raise InvalidArgumentError(f"unknown regularizer {obj.get('class')!r}; valid: L1, L2, ElasticNet, MaxNorm")
         return cls(**obj.get("config", {}))
     if isinstance(obj, str) and obj in _CLASSES:
         return _CLASSES[obj]()
-    raise ValueError(f"unknown regularizer {obj!r}; valid: {', '.join(sorted(_CLASSES))}")
+    raise InvalidArgumentError(f"unknown regularizer {obj!r}; valid: {', '.join(sorted(_CLASSES))}")

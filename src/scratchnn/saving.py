@@ -22,12 +22,9 @@ import zipfile
 import numpy as np
 
 from .layers.base import LAYERS
+from .errors import ModelFileError, StateError
 
 FORMAT_VERSION = 1
-
-
-class ModelFileError(ValueError):
-    """A model file that is missing, truncated, or not in scratchnn's format."""
 
 
 def atomic_savez(path, arrays: dict) -> None:
@@ -51,7 +48,7 @@ def atomic_savez(path, arrays: dict) -> None:
 def model_arrays(model, extra: dict | None = None) -> dict:
     """The arrays of a model file (architecture JSON + weights)."""
     if not model.built:
-        raise RuntimeError("save: the model has no weights yet; build it or fit it first")
+        raise StateError("save: the model has no weights yet; build it or fit it first")
     arch = {
         "format": FORMAT_VERSION,
         "name": model.name,
@@ -170,7 +167,7 @@ def save_checkpoint(model, path, epoch: int, history: dict | None = None, info: 
     """Save everything needed to continue training exactly: weights, optimizer state,
     random generator states, the epoch reached and the history so far (atomically)."""
     if model.optimizer is None:
-        raise RuntimeError("save_checkpoint: the model is not compiled (no optimizer state to save)")
+        raise StateError("save_checkpoint: the model is not compiled (no optimizer state to save)")
     extra = {"checkpoint": {"epoch": int(epoch), "history": history or {},
                             "optimizer": _serialize_optimizer(model.optimizer),
                             "rng": _rng_states(model), "info": info or {}}}

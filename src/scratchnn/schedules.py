@@ -8,6 +8,7 @@ Example:
 from __future__ import annotations
 
 import math
+from .errors import InvalidArgumentError
 
 
 class Schedule:
@@ -16,7 +17,7 @@ class Schedule:
     def __init__(self, lr):
         self.lr = float(lr)
         if not (math.isfinite(self.lr) and self.lr > 0):
-            raise ValueError(f"{type(self).__name__}: lr must be a positive number, received {lr!r}")
+            raise InvalidArgumentError(f"{type(self).__name__}: lr must be a positive number, received {lr!r}")
 
     def __call__(self, epoch: int) -> float:
         raise NotImplementedError
@@ -42,7 +43,7 @@ class StepDecay(Schedule):
         super().__init__(lr)
         self.drop, self.every = float(drop), int(every)
         if not 0 < self.drop <= 1 or self.every < 1:
-            raise ValueError(f"StepDecay: need 0 < drop <= 1 and every >= 1, received drop={drop!r}, every={every!r}")
+            raise InvalidArgumentError(f"StepDecay: need 0 < drop <= 1 and every >= 1, received drop={drop!r}, every={every!r}")
 
     def __call__(self, epoch):
         return self.lr * self.drop ** (epoch // self.every)
@@ -55,7 +56,7 @@ class ExponentialDecay(Schedule):
         super().__init__(lr)
         self.rate = float(rate)
         if not 0 < self.rate <= 1:
-            raise ValueError(f"ExponentialDecay: rate must be in (0, 1], received {rate!r}")
+            raise InvalidArgumentError(f"ExponentialDecay: rate must be in (0, 1], received {rate!r}")
 
     def __call__(self, epoch):
         return self.lr * self.rate ** epoch
@@ -68,7 +69,7 @@ class InverseTimeDecay(Schedule):
         super().__init__(lr)
         self.k = float(k)
         if self.k < 0:
-            raise ValueError(f"InverseTimeDecay: k must be >= 0, received {k!r}")
+            raise InvalidArgumentError(f"InverseTimeDecay: k must be >= 0, received {k!r}")
 
     def __call__(self, epoch):
         return self.lr / (1.0 + self.k * epoch)
@@ -81,7 +82,7 @@ class CosineDecay(Schedule):
         super().__init__(lr)
         self.epochs, self.min_lr = int(epochs), float(min_lr)
         if self.epochs < 1 or not 0 <= self.min_lr <= self.lr:
-            raise ValueError(f"CosineDecay: need epochs >= 1 and 0 <= min_lr <= lr, received "
+            raise InvalidArgumentError(f"CosineDecay: need epochs >= 1 and 0 <= min_lr <= lr, received "
                              f"epochs={epochs!r}, min_lr={min_lr!r}")
 
     def __call__(self, epoch):
@@ -98,5 +99,5 @@ def get(name, lr, **kwargs) -> Schedule:
     try:
         cls = SCHEDULES[name]
     except KeyError:
-        raise ValueError(f"unknown schedule {name!r}; valid names: {', '.join(SCHEDULES)}") from None
+        raise InvalidArgumentError(f"unknown schedule {name!r}; valid names: {', '.join(SCHEDULES)}") from None
     return cls(lr, **kwargs)

@@ -29,6 +29,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
+from .errors import InvalidArgumentError, InvalidTypeError, MissingDependencyError, MissingFileError
 
 __all__ = ["LogUniform", "Uniform", "IntUniform", "Choice", "distribution", "sample_configs", "random_search",
            "SearchResult", "TrainFromConfig", "train_from_config", "load_search_config", "EXECUTORS"]
@@ -42,7 +43,7 @@ METRIC = "val_accuracy"
 def _number(cls, name, value):
     if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) \
             or not math.isfinite(value):
-        raise ValueError(f"{cls}: {name} must be a finite number, received {value!r}")
+        raise InvalidArgumentError(f"{cls}: {name} must be a finite number, received {value!r}")
     return value
 
 
@@ -59,7 +60,7 @@ class LogUniform:
     def __init__(self, low, high):
         self.low, self.high = float(_number("LogUniform", "low", low)), float(_number("LogUniform", "high", high))
         if not 0 < self.low < self.high:
-            raise ValueError(f"LogUniform needs 0 < low < high, received low={low!r}, high={high!r}")
+            raise InvalidArgumentError(f"LogUniform needs 0 < low < high, received low={low!r}, high={high!r}")
 
     def sample(self, rng: np.random.Generator) -> float:
         return float(math.exp(rng.uniform(math.log(self.low), math.log(self.high))))
@@ -81,7 +82,7 @@ class Uniform:
     def __init__(self, low, high):
         self.low, self.high = float(_number("Uniform", "low", low)), float(_number("Uniform", "high", high))
         if not self.low < self.high:
-            raise ValueError(f"Uniform needs low < high, received low={low!r}, high={high!r}")
+            raise InvalidArgumentError(f"Uniform needs low < high, received low={low!r}, high={high!r}")
 
     def sample(self, rng):
         return float(rng.uniform(self.low, self.high))
@@ -103,10 +104,10 @@ class IntUniform:
     def __init__(self, low, high):
         for name, v in (("low", low), ("high", high)):
             if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
-                raise ValueError(f"IntUniform: {name} must be an integer, received {v!r}")
+                raise InvalidArgumentError(f"IntUniform: {name} must be an integer, received {v!r}")
         self.low, self.high = int(low), int(high)
         if self.low > self.high:
-            raise ValueError(f"IntUniform needs low <= high, received low={low!r}, high={high!r}")
+            raise InvalidArgumentError(f"IntUniform needs low <= high, received low={low!r}, high={high!r}")
 
     def sample(self, rng):
         return int(rng.integers(self.low, self.high + 1))
@@ -127,7 +128,7 @@ class Choice:
 
     def __init__(self, values):
         if isinstance(values, (str, bytes, Mapping)) or not hasattr(values, "__len__") or len(values) == 0:
-            raise ValueError(f"Choice needs a non-empty list of values, received {values!r}")
+            raise InvalidArgumentError(f"Choice needs a non-empty list of values, received {values!r}")
         self.values = [v.item() if isinstance(v, np.generic) else v for v in values]
 
     def sample(self, rng):
@@ -162,17 +163,17 @@ def distribution(spec, name="?"):
     kind = str(spec.get("dist", "")).lower()
     cls = _DISTS.get(kind)
     if cls is None:
-        raise ValueError(f"space entry {name!r}: unknown dist {spec.get('dist')!r}; "
+        raise InvalidArgumentError(f"space entry {name!r}: unknown dist {spec.get('dist')!r}; "
                          "valid: loguniform, uniform, int, choice")
     args = {k: v for k, v in spec.items() if k != "dist"}
     want = ("values",) if cls is Choice else ("low", "high")
     if set(args) != set(want):
-        raise ValueError(f"space entry {name!r}: dist {kind!r} takes {' and '.join(want)}, received "
+        raise InvalidArgumentError(f"space entry {name!r}: dist {kind!r} takes {' and '.join(want)}, received "
                          f"{sorted(args)}")
     try:
         return cls(*(args[k] for k in want))
     except ValueError as e:
-        raise ValueError(f"space entry {name!r}: {e}") from None
+        raise InvalidArgumentError(f"space entry {name!r}: {e}") from None
 
 
 def _plain(v):
@@ -196,9 +197,9 @@ def sample_configs(space: Mapping, n_trials: int, seed=0) -> list:
         A list of ``n_trials`` dicts of plain Python values.
     """
     if not isinstance(space, Mapping) or not space:
-        raise ValueError(f"space must be a non-empty dict of name -> distribution, received {space!r}")
+        raise InvalidArgumentError(f"space must be a non-empty dict of name -> distribution, received {space!r}")
     if isinstance(n_trials, bool) or not isinstance(n_trials, (int, np.integer)) or n_trials < 1:
-        raise ValueError(f"n_trials must be a positive integer, received {n_trials!r}")
+        raise InvalidArgumentError(f"n_trials must be a positive integer, received {n_trials!r}")
     dists = {str(k): distribution(v, k) for k, v in space.items()}
     configs = []
     for i in range(int(n_trials)):
@@ -265,7 +266,7 @@ def train_from_config(config: Mapping) -> dict:
 
     unknown = sorted(set(config) - set(CONFIG_KEYS))
     if unknown:
-        raise ValueError(f"unknown training setting(s) {', '.join(map(repr, unknown))}; "
+        raise InvalidArgumentError(f"unknown training setting(s) {', '.join(map(repr, unknown))}; "
                          f"valid: {', '.join(CONFIG_KEYS)}")
     c = dict(config)
     seed = int(c.get("seed") or 0)
@@ -279,7 +280,7 @@ def train_from_config(config: Mapping) -> dict:
     if s.get("dropout") is not None:
         drops = [l for l in layers if isinstance(l, Dropout)]
         if not drops:
-            raise ValueError(f"dropout={s['dropout']!r}: model {s.get('model', 'mlp')!r} has no Dropout layer")
+            raise InvalidArgumentError(f"dropout={s['dropout']!r}: model {s.get('model', 'mlp')!r} has no Dropout layer")
         for l in drops:
             l.rate = float(s["dropout"])
     epochs, batch_size = int(s.get("epochs", 10)), int(s.get("batch_size", 32))
@@ -312,7 +313,7 @@ class TrainFromConfig:
         self.base = dict(base)
         unknown = sorted(set(self.base) - set(CONFIG_KEYS))
         if unknown:
-            raise ValueError(f"base config: unknown setting(s) {', '.join(map(repr, unknown))}; "
+            raise InvalidArgumentError(f"base config: unknown setting(s) {', '.join(map(repr, unknown))}; "
                              f"valid: {', '.join(CONFIG_KEYS)}")
 
     def __call__(self, config):
@@ -336,7 +337,7 @@ def run_trial(train_fn, config: dict, index: int) -> dict:
         with np.errstate(over="ignore", invalid="ignore"):  # a diverging trial ends in TrainingDivergedError
             out = train_fn(dict(config))
         if not isinstance(out, Mapping) or not _finite_number(out.get(METRIC)):
-            raise ValueError(f"train_fn must return a dict with a finite {METRIC!r}, returned {out!r:.200}")
+            raise InvalidArgumentError(f"train_fn must return a dict with a finite {METRIC!r}, returned {out!r:.200}")
         record["metrics"] = {str(k): _plain(v) for k, v in out.items()}
     except Exception as e:  # noqa: BLE001 - a failing trial must not stop the search
         record.update(status="failed", error=f"{type(e).__name__}: {e}",
@@ -410,7 +411,7 @@ def _read_previous(out_dir):
         with open(path) as f:
             return list(json.load(f)["trials"])
     except (ValueError, KeyError, TypeError) as e:
-        raise ValueError(f"cannot resume from {path}: not a search results file ({e})") from None
+        raise InvalidArgumentError(f"cannot resume from {path}: not a search results file ({e})") from None
 
 
 @dataclass
@@ -451,7 +452,7 @@ def _dask_client(scheduler, n_workers):
     try:
         import distributed
     except ImportError:
-        raise ImportError("executor='dask' needs Dask's distributed scheduler: "
+        raise MissingDependencyError("executor='dask' needs Dask's distributed scheduler: "
                           "pip install 'scratchnn[dask]'  (or pip install 'dask[distributed]')") from None
     if isinstance(scheduler, distributed.Client):
         return scheduler, []
@@ -465,7 +466,7 @@ def _dask_client(scheduler, n_workers):
             cluster = distributed.LocalCluster(n_workers=n_workers or os.cpu_count(), threads_per_worker=1)
             client = distributed.Client(cluster)
             return client, [client, cluster]
-    raise TypeError(f"scheduler must be a Dask scheduler address (str), a distributed.Client or None, "
+    raise InvalidTypeError(f"scheduler must be a Dask scheduler address (str), a distributed.Client or None, "
                     f"received {type(scheduler).__name__}")
 
 
@@ -564,25 +565,25 @@ def random_search(space, train_fn, n_trials=20, seed=0, executor="process", n_wo
         >>> result = random_search({"lr": LogUniform(1e-4, 1e-1)}, train_fn, n_trials=10, executor="thread")
     """
     if executor not in EXECUTORS:
-        raise ValueError(f"executor must be one of {', '.join(EXECUTORS)}, received {executor!r}")
+        raise InvalidArgumentError(f"executor must be one of {', '.join(EXECUTORS)}, received {executor!r}")
     base = None
     if isinstance(train_fn, Mapping):
         base = dict(train_fn)
         clash = sorted(set(base) & set(space))
         if clash:
-            raise ValueError(f"{', '.join(clash)} set both in the base config and in the space; keep one")
+            raise InvalidArgumentError(f"{', '.join(clash)} set both in the base config and in the space; keep one")
         bad = sorted(set(space) - set(CONFIG_KEYS))
         if bad:
-            raise ValueError(f"space entry(ies) {', '.join(map(repr, bad))} are not training settings; "
+            raise InvalidArgumentError(f"space entry(ies) {', '.join(map(repr, bad))} are not training settings; "
                              f"valid: {', '.join(CONFIG_KEYS)}")
         train_fn = TrainFromConfig(base)
     elif not callable(train_fn):
-        raise TypeError(f"train_fn must be a callable or a dict of base settings, received {type(train_fn).__name__}")
+        raise InvalidTypeError(f"train_fn must be a callable or a dict of base settings, received {type(train_fn).__name__}")
     if executor == "process":
         try:
             pickle.dumps(train_fn)
         except Exception as e:  # noqa: BLE001
-            raise TypeError(f"executor='process' pickles train_fn, and {train_fn!r} cannot be pickled ({e}); define "
+            raise InvalidTypeError(f"executor='process' pickles train_fn, and {train_fn!r} cannot be pickled ({e}); define "
                             "it at a module's top level, or use executor='thread' or 'serial'") from None
     configs = sample_configs(space, n_trials, seed)
     meta = {"seed": seed, "n_trials": n_trials, "metric": METRIC, "executor": executor,
@@ -692,25 +693,25 @@ def load_search_config(path) -> dict:
 
     path = os.fspath(path)
     if not os.path.exists(path):
-        raise FileNotFoundError(f"search config {path!r} does not exist")
+        raise MissingFileError(f"search config {path!r} does not exist")
     doc = _read_description(path)
     unknown = sorted(set(doc) - _FILE_KEYS)
     if unknown:
-        raise ValueError(f"{path}: unknown key(s) {', '.join(map(repr, unknown))}; "
+        raise InvalidArgumentError(f"{path}: unknown key(s) {', '.join(map(repr, unknown))}; "
                          f"valid: {', '.join(sorted(_FILE_KEYS))}")
     if not isinstance(doc.get("space"), Mapping) or not doc["space"]:
-        raise ValueError(f"{path}: needs a non-empty [space] table, "
+        raise InvalidArgumentError(f"{path}: needs a non-empty [space] table, "
                          'e.g. lr = {dist = "loguniform", low = 1e-4, high = 0.1}')
     base = dict(doc.get("base") or {})
     TrainFromConfig(base)  # validates the keys
     space = {k: distribution(v, k) for k, v in doc["space"].items()}
     bad = sorted(set(space) - set(CONFIG_KEYS))
     if bad:
-        raise ValueError(f"{path}: [space] entry(ies) {', '.join(map(repr, bad))} are not training settings; "
+        raise InvalidArgumentError(f"{path}: [space] entry(ies) {', '.join(map(repr, bad))} are not training settings; "
                          f"valid: {', '.join(CONFIG_KEYS)}")
     executor = doc.get("executor", "process")
     if executor not in EXECUTORS:
-        raise ValueError(f"{path}: executor must be one of {', '.join(EXECUTORS)}, received {executor!r}")
+        raise InvalidArgumentError(f"{path}: executor must be one of {', '.join(EXECUTORS)}, received {executor!r}")
     return {"base": base, "space": space, "n_trials": int(doc.get("n_trials", 20)), "seed": int(doc.get("seed", 0)),
             "executor": executor, "scheduler": doc.get("scheduler"), "n_workers": doc.get("n_workers")}
 

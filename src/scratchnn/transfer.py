@@ -17,6 +17,7 @@ statistics when it runs in training mode, and a frozen ``Dropout`` still drops.
 from __future__ import annotations
 
 import copy
+from .errors import InvalidArgumentError, InvalidTypeError, StateError
 
 __all__ = ["extract_features", "set_trainable", "freeze", "unfreeze", "new_head_model"]
 
@@ -25,7 +26,7 @@ def _check_model(model, what):
     from .model import Sequential
 
     if not isinstance(model, Sequential):
-        raise TypeError(f"{what} expects a Sequential model, received {type(model).__name__}")
+        raise InvalidTypeError(f"{what} expects a Sequential model, received {type(model).__name__}")
 
 
 def extract_features(model, X, n_drop=1, batch_size=1000):
@@ -43,7 +44,7 @@ def extract_features(model, X, n_drop=1, batch_size=1000):
     """
     _check_model(model, "extract_features")
     if not model.built:
-        raise RuntimeError("extract_features needs a built model: fit it (or call model.build(input_shape)) first")
+        raise StateError("extract_features needs a built model: fit it (or call model.build(input_shape)) first")
     return model.extract_features(X, n_drop=n_drop, batch_size=batch_size)
 
 
@@ -95,11 +96,11 @@ def new_head_model(base, head, n_drop=1, freeze_base=True, copy_base=True, name=
 
     _check_model(base, "new_head_model")
     if not base.built:
-        raise RuntimeError("new_head_model needs a built (trained) base model")
+        raise StateError("new_head_model needs a built (trained) base model")
     if isinstance(head, Layer):
         head = [head]
     if not head or not all(isinstance(l, Layer) for l in head):
-        raise ValueError(f"head must be a non-empty list of layers, received {head!r}")
+        raise InvalidArgumentError(f"head must be a non-empty list of layers, received {head!r}")
     kept = base.truncate(n_drop).layers
     if copy_base:
         kept = [copy.deepcopy(l) for l in kept]

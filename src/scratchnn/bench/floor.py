@@ -21,6 +21,7 @@ from . import common, machine
 from .measure import time_rounds
 from .mlp import HEADLINE, NumpyRunner
 from .runners import make_runners
+from ..errors import InvalidArgumentError
 
 
 class LeanNumpyRunner(NumpyRunner):
@@ -30,7 +31,7 @@ class LeanNumpyRunner(NumpyRunner):
 
     def __init__(self, wl, init, seed=0):
         if wl.optimizer != "sgd" or wl.bn or wl.dropout:
-            raise ValueError("LeanNumpyRunner: plain SGD MLPs only (no BatchNorm, dropout or Adam)")
+            raise InvalidArgumentError("LeanNumpyRunner: plain SGD MLPs only (no BatchNorm, dropout or Adam)")
         super().__init__(wl, init, seed)
         f32, b = np.float32, wl.batch
         sizes = wl.sizes

@@ -17,6 +17,7 @@ import time
 import numpy as np
 
 from . import common
+from ..errors import InvalidArgumentError
 
 CONTENDERS = ("scratchnn", "torch", "numpy")
 
@@ -134,5 +135,5 @@ def make_runners(wl, names=CONTENDERS, seed: int = 0, quiet=False) -> dict:
 
             runners[name] = NumpyRunner(wl, ref.init_params(), seed)
         else:
-            raise ValueError(f"unknown contender {name!r}; choose from {CONTENDERS}")
+            raise InvalidArgumentError(f"unknown contender {name!r}; choose from {CONTENDERS}")
     return runners

@@ -23,13 +23,13 @@ import sys
 import time
 from pathlib import Path
 
+from ..errors import UsageError
+
 SECTIONS = ("workloads", "cnn", "inference", "scaling", "memmap")
 DEFAULT_SECTIONS = "workloads,cnn,inference,scaling"
 CONTENDER_NAMES = ("scratchnn", "torch", "numpy")
 
 
-class UsageError(ValueError):
-    """A bad command-line value (reported as a usage error, not a traceback)."""
 
 
 def parse_lists(args) -> tuple[list, tuple]:

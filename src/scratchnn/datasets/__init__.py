@@ -14,6 +14,7 @@ from .idx import IDXFormatError, read_idx, write_idx
 from .mnist import DatasetNotFoundError, cache_dir, load_fashion_mnist, load_mnist
 from .preprocessing import Standardizer, one_hot, scale, standardize, train_val_split
 from .spiral import load_digits, load_spiral, make_spiral
+from ..errors import InvalidArgumentError
 
 __all__ = [
     "load_dataset", "DATASETS", "load_mnist", "load_fashion_mnist", "load_spiral", "make_spiral",
@@ -49,4 +50,4 @@ def load_dataset(name, data_dir=None, **kwargs):
         return train_val_split(X, y, val_size=test_size, seed=seed, stratify=True)
     if key == "digits":
         return load_digits(**kwargs)
-    raise ValueError(f"unknown data set {name!r}; available: {', '.join(DATASETS)}")
+    raise InvalidArgumentError(f"unknown data set {name!r}; available: {', '.join(DATASETS)}")

@@ -13,6 +13,7 @@ import os
 import zlib
 
 import numpy as np
+from ..errors import DataFormatError, InvalidArgumentError
 
 __all__ = ["IDXFormatError", "read_idx", "write_idx", "is_gzip"]
 
@@ -31,7 +32,7 @@ _CHUNK = 1 << 20
 _MAX_DEFLATE_RATIO = 1100  # deflate cannot expand data by more than ~1032x
 
 
-class IDXFormatError(ValueError):
+class IDXFormatError(DataFormatError):
     """A file is not a well-formed IDX file; the message names the file and the problem."""
 
     def __init__(self, path, problem):
@@ -108,7 +109,7 @@ def read_idx(path, mmap=False) -> np.ndarray:
     path = os.fspath(path)
     gz = is_gzip(path)
     if mmap and gz:
-        raise ValueError(
+        raise InvalidArgumentError(
             f"cannot memory-map the gzip-compressed file '{path}'; decompress it first "
             f"(e.g. `gunzip -k {path}`) or call read_idx(..., mmap=False)"
         )
@@ -170,11 +171,11 @@ def write_idx(path, array, gz=False):
     code = _CODES.get((a.dtype.kind, a.dtype.itemsize))
     if code is None or a.dtype.kind == "b":
         supported = ", ".join(dt.name for dt in IDX_DTYPES.values())
-        raise ValueError(f"IDX cannot store dtype {a.dtype} (supported: {supported}); cast the array first")
+        raise InvalidArgumentError(f"IDX cannot store dtype {a.dtype} (supported: {supported}); cast the array first")
     if a.ndim == 0 or a.ndim > 255:
-        raise ValueError(f"IDX arrays need 1 to 255 dimensions, received shape {a.shape}")
+        raise InvalidArgumentError(f"IDX arrays need 1 to 255 dimensions, received shape {a.shape}")
     if any(d >= 2**32 for d in a.shape):
-        raise ValueError(f"IDX dimensions must fit in uint32, received shape {a.shape}")
+        raise InvalidArgumentError(f"IDX dimensions must fit in uint32, received shape {a.shape}")
     header = bytes([0, 0, code, a.ndim]) + np.asarray(a.shape, dtype=">u4").tobytes()
     data = np.ascontiguousarray(a, dtype=IDX_DTYPES[code]).tobytes()
     with open(path, "wb") as raw:

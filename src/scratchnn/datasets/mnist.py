@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from .idx import read_idx
+from ..errors import InvalidArgumentError, ScratchnnError
 
 __all__ = [
     "load_mnist", "load_fashion_mnist", "cache_dir", "DatasetNotFoundError",
@@ -74,7 +75,7 @@ DEFAULT_TIMEOUT = 30.0
 _CHUNK = 1 << 16
 
 
-class DatasetNotFoundError(FileNotFoundError):
+class DatasetNotFoundError(ScratchnnError, FileNotFoundError):
     """A data set's files are neither available locally nor downloadable."""
 
     def __str__(self):
@@ -293,7 +294,7 @@ def _verify_local(spec, paths):
             continue
         problem = _checksum_problem(p, gz_md5, raw_md5)
         if problem:
-            raise ValueError(f"{spec.title} file {p} failed verification: {problem}. "
+            raise InvalidArgumentError(f"{spec.title} file {p} failed verification: {problem}. "
                              f"Delete it to download a fresh copy, or load with verify=False.")
 
 
@@ -332,13 +333,13 @@ def _assemble(spec, paths):
         ip, lp = paths[images_name], paths[labels_name]
         X, y = read_idx(ip), read_idx(lp)
         if X.ndim != 3 or X.shape[1:] != (28, 28) or X.dtype != np.uint8:
-            raise ValueError(f"{spec.title} images file {ip} holds {X.dtype} data of shape {X.shape}, "
+            raise InvalidArgumentError(f"{spec.title} images file {ip} holds {X.dtype} data of shape {X.shape}, "
                              f"expected uint8 of shape (N, 28, 28)")
         if y.ndim != 1 or y.dtype != np.uint8:
-            raise ValueError(f"{spec.title} labels file {lp} holds {y.dtype} data of shape {y.shape}, "
+            raise InvalidArgumentError(f"{spec.title} labels file {lp} holds {y.dtype} data of shape {y.shape}, "
                              f"expected uint8 of shape (N,)")
         if len(X) != len(y):
-            raise ValueError(f"{spec.title} files disagree: {ip} has {len(X)} images but {lp} has {len(y)} labels")
+            raise InvalidArgumentError(f"{spec.title} files disagree: {ip} has {len(X)} images but {lp} has {len(y)} labels")
         return X, y.astype(np.int64)
 
     return pair(*FILES[:2]), pair(*FILES[2:])

@@ -6,6 +6,7 @@ import numbers
 import numpy as np
 
 from ..backend import default_dtype
+from ..errors import InvalidArgumentError, StateError
 
 __all__ = ["scale", "standardize", "Standardizer", "one_hot", "train_val_split"]
 
@@ -23,9 +24,9 @@ def scale(X, dtype=None, max_value=255.0):
     """
     dtype = np.dtype(default_dtype() if dtype is None else dtype)
     if dtype.kind != "f":
-        raise ValueError(f"scale expected a float dtype, received {dtype}")
+        raise InvalidArgumentError(f"scale expected a float dtype, received {dtype}")
     if not max_value > 0:
-        raise ValueError(f"scale expected max_value > 0, received {max_value!r}")
+        raise InvalidArgumentError(f"scale expected max_value > 0, received {max_value!r}")
     out = np.array(X, dtype=dtype, copy=True)
     out *= dtype.type(1.0 / max_value)
     return out
@@ -55,7 +56,7 @@ class Standardizer:
         if not hasattr(X, "shape"):
             X = np.asarray(X)
         if X.ndim == 0 or len(X) == 0:
-            raise ValueError(f"Standardizer.fit expected a non-empty array, received shape {X.shape}")
+            raise InvalidArgumentError(f"Standardizer.fit expected a non-empty array, received shape {X.shape}")
         axis = 0 if self.per_feature else None
         count = len(X) if self.per_feature else X.size
         step = max(1, (1 << 22) // max(1, X[0].size))  # ~4M values per chunk: bounded memory on memmaps
@@ -69,10 +70,10 @@ class Standardizer:
     def transform(self, X):
         """Return ``(X - mean) / std`` as float (X's float dtype, else the library default)."""
         if self.mean is None:
-            raise RuntimeError("Standardizer.transform called before fit")
+            raise StateError("Standardizer.transform called before fit")
         X = np.asarray(X)
         if self.per_feature and X.shape[1:] != np.shape(self.mean):
-            raise ValueError(f"Standardizer was fit on per-sample shape {np.shape(self.mean)}, "
+            raise InvalidArgumentError(f"Standardizer was fit on per-sample shape {np.shape(self.mean)}, "
                              f"received shape {X.shape}")
         dtype = X.dtype if X.dtype.kind == "f" else default_dtype()
         out = X.astype(dtype, copy=True)
@@ -122,20 +123,20 @@ def one_hot(y, n_classes=None, dtype=np.float32):
     y = np.asarray(y)
     if y.dtype.kind not in "iub":
         if y.dtype.kind != "f":
-            raise ValueError(f"one_hot expected integer labels, received dtype {y.dtype}")
+            raise InvalidArgumentError(f"one_hot expected integer labels, received dtype {y.dtype}")
         bad = np.flatnonzero(y.ravel() != np.round(y.ravel()))
         if bad.size:
             i = np.unravel_index(bad[0], y.shape)
-            raise ValueError(f"one_hot expected integer labels, found label {y[i].item()!r} at index {tuple(map(int, i))}")
+            raise InvalidArgumentError(f"one_hot expected integer labels, found label {y[i].item()!r} at index {tuple(map(int, i))}")
     y = y.astype(np.int64)
     if n_classes is None:
         n_classes = int(y.max()) + 1 if y.size else 0
     elif isinstance(n_classes, bool) or not isinstance(n_classes, numbers.Integral) or n_classes < 1:
-        raise ValueError(f"one_hot expected a positive integer n_classes, received {n_classes!r}")
+        raise InvalidArgumentError(f"one_hot expected a positive integer n_classes, received {n_classes!r}")
     bad = np.flatnonzero((y.ravel() < 0) | (y.ravel() >= n_classes))
     if bad.size:
         i = np.unravel_index(bad[0], y.shape)
-        raise ValueError(f"one_hot found label {int(y[i])} at index {tuple(map(int, i))}, "
+        raise InvalidArgumentError(f"one_hot found label {int(y[i])} at index {tuple(map(int, i))}, "
                          f"outside [0, {n_classes})")
     out = np.zeros((y.size, n_classes), dtype=dtype)
     out[np.arange(y.size), y.ravel()] = 1
@@ -170,16 +171,16 @@ def train_val_split(X, y, val_size=0.1, seed=0, stratify=False):
     y = np.asarray(y)
     n = len(X)
     if len(y) != n:
-        raise ValueError(f"train_val_split expected X and y of the same length, received {n} and {len(y)}")
+        raise InvalidArgumentError(f"train_val_split expected X and y of the same length, received {n} and {len(y)}")
     if isinstance(val_size, numbers.Integral) and not isinstance(val_size, bool):
         n_val = int(val_size)
     elif isinstance(val_size, numbers.Real) and 0 < val_size < 1:
         n_val = int(round(val_size * n))
     else:
-        raise ValueError(f"train_val_split expected val_size as a fraction in (0, 1) or a count, "
+        raise InvalidArgumentError(f"train_val_split expected val_size as a fraction in (0, 1) or a count, "
                          f"received {val_size!r}")
     if not 0 < n_val < n:
-        raise ValueError(f"train_val_split: val_size={val_size!r} gives {n_val} validation samples out of {n}; "
+        raise InvalidArgumentError(f"train_val_split: val_size={val_size!r} gives {n_val} validation samples out of {n}; "
                          f"both parts must be non-empty")
     rng = np.random.default_rng(seed)
     if stratify:

@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from .preprocessing import train_val_split
+from ..errors import InvalidArgumentError, MissingDependencyError
 
 __all__ = ["load_spiral", "make_spiral", "load_digits"]
 
@@ -26,9 +27,9 @@ def load_spiral(n_per_class=100, n_classes=3, noise=0.2, seed=0):
     """
     for name, value in (("n_per_class", n_per_class), ("n_classes", n_classes)):
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-            raise ValueError(f"load_spiral expected a positive integer {name}, received {value!r}")
+            raise InvalidArgumentError(f"load_spiral expected a positive integer {name}, received {value!r}")
     if not noise >= 0:
-        raise ValueError(f"load_spiral expected noise >= 0, received {noise!r}")
+        raise InvalidArgumentError(f"load_spiral expected noise >= 0, received {noise!r}")
     rng = np.random.default_rng(seed)
     k = np.repeat(np.arange(n_classes), n_per_class)
     r = np.tile(np.linspace(0.0, 1.0, n_per_class), n_classes)
@@ -58,7 +59,7 @@ def load_digits(test_size=0.2, seed=0):
     try:
         from sklearn.datasets import load_digits as sk_load_digits  # noqa: PLC0415
     except ImportError as e:
-        raise ImportError(
+        raise MissingDependencyError(
             "load_digits needs scikit-learn, which bundles the 8x8 digits: "
             "pip install scikit-learn  (or pip install scratchnn[digits])"
         ) from e

@@ -17,6 +17,7 @@ import importlib
 import os
 
 from ._common import DataUnavailable, StudyResult
+from ..errors import InvalidArgumentError
 
 #: study name -> (module, one-line description)
 STUDIES = {
@@ -50,7 +51,7 @@ def run_experiment(name, out_dir=None, quick=False, data_dir=None, seed=0, verbo
         ``StudyResult`` with the table rows, the summary lines and the files written.
     """
     if name not in STUDIES:
-        raise ValueError(f"unknown experiment {name!r}; available: {', '.join(STUDIES)}")
+        raise InvalidArgumentError(f"unknown experiment {name!r}; available: {', '.join(STUDIES)}")
     from ._common import Context
 
     module = importlib.import_module(f".{STUDIES[name][0]}", __name__)

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..callbacks import Callback
+from ..errors import ScratchnnError
 
 
 @dataclass
@@ -57,7 +58,7 @@ class Split:
         return self.X.ndim == 4
 
 
-class DataUnavailable(RuntimeError):
+class DataUnavailable(ScratchnnError, RuntimeError):
     """No data set a study can use was found."""
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 
 import numpy as np
+from ..errors import InvalidArgumentError
 
 
 def _networks(quick, n_train, n_classes):
@@ -42,7 +43,7 @@ def to_torch(model):
             m.bias.data = torch.from_numpy(l.params["b"].copy())
         elif isinstance(l, Conv2D):
             if not isinstance(l.padding, int):
-                raise ValueError(f"to_torch handles an integer padding, {l.label} has {l.padding!r}")
+                raise InvalidArgumentError(f"to_torch handles an integer padding, {l.label} has {l.padding!r}")
             m = nn.Conv2d(l.in_channels, l.filters, l.kernel_size, stride=l.stride, padding=l.padding)
             m.weight.data = torch.from_numpy(l.params["W"].copy())  # same (F, C, kh, kw) layout
             m.bias.data = torch.from_numpy(l.params["b"].copy())
@@ -53,7 +54,7 @@ def to_torch(model):
         elif isinstance(l, Flatten):
             m = nn.Flatten()
         else:
-            raise ValueError(f"to_torch has no PyTorch counterpart for {l.label}")
+            raise InvalidArgumentError(f"to_torch has no PyTorch counterpart for {l.label}")
         mods.append(m)
     return nn.Sequential(*mods)
 

@@ -21,6 +21,7 @@ import math
 import numpy as np
 
 from ._common import _pick
+from ..errors import InvalidArgumentError
 
 MLP_METHODS = ("from scratch", "frozen layer 1 + new layers", "frozen layers 1-2 + new head", "+ fine-tuned end to end")
 
@@ -46,7 +47,7 @@ def pad_images(X, size, rng=None):
     """Put each ``(C, h, w)`` image into a zero ``(C, size, size)`` canvas: centered, or at a random place."""
     n, c, h, w = X.shape
     if size < max(h, w):
-        raise ValueError(f"pad_images: size {size} is smaller than the images ({h}x{w})")
+        raise InvalidArgumentError(f"pad_images: size {size} is smaller than the images ({h}x{w})")
     out = np.zeros((n, c, size, size), dtype=X.dtype)
     if rng is None:
         top, left = np.full(n, (size - h) // 2), np.full(n, (size - w) // 2)

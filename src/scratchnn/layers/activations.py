@@ -7,6 +7,7 @@ from ..backend import get_array_module
 from ..functional import sigmoid, softmax
 from .base import Layer, check_positive_int
 from .dense import Dense
+from ..errors import InvalidArgumentError
 
 
 def _memory_order(x):
@@ -80,7 +81,7 @@ class _AlphaActivation(Layer):
         super().__init__(name=name, trainable=trainable)
         self.alpha = float(alpha)
         if not np.isfinite(self.alpha) or self.alpha < 0:
-            raise ValueError(f"{type(self).__name__}: alpha must be a non-negative number, received {alpha!r}")
+            raise InvalidArgumentError(f"{type(self).__name__}: alpha must be a non-negative number, received {alpha!r}")
 
     def get_config(self):
         return {"alpha": self.alpha, **super().get_config()}

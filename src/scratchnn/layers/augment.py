@@ -5,6 +5,7 @@ import numpy as np
 
 from ..backend import global_rng
 from .base import Layer, check_positive_int
+from ..errors import InvalidArgumentError
 
 
 class RandomShift(Layer):
@@ -44,7 +45,7 @@ class RandomShift(Layer):
             self._cache = None
             return x
         if x.ndim != 4:
-            raise ValueError(f"{self.label} expects images (batch, channels, height, width), "
+            raise InvalidArgumentError(f"{self.label} expects images (batch, channels, height, width), "
                              f"received shape {tuple(x.shape)}")
         k = self.max_shift
         n, c, h, w = x.shape

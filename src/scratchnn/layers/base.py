@@ -18,6 +18,7 @@ import copy
 import numpy as np
 
 from ..backend import float_dtype, get_array_module
+from ..errors import InvalidArgumentError, StateError
 
 #: name -> Layer subclass, filled automatically; used to rebuild saved models.
 LAYERS: dict[str, type] = {}
@@ -77,7 +78,7 @@ class Layer:
     def ensure_built(self, x) -> None:
         if not self.built:
             if x.ndim < 1:
-                raise ValueError(f"{self.label} expected a batched array, received a scalar")
+                raise InvalidArgumentError(f"{self.label} expected a batched array, received a scalar")
             self.build(tuple(x.shape[1:]), float_dtype(x))
 
     def output_shape(self, input_shape: tuple) -> tuple:
@@ -106,7 +107,7 @@ class Layer:
     def _require_cache(self):
         """Return the cache of the last training forward, or raise a clear error."""
         if self._cache is None:
-            raise RuntimeError(
+            raise StateError(
                 f"{self.label}: backward() called before forward(x, training=True); "
                 "run a training forward pass first"
             )
@@ -114,7 +115,7 @@ class Layer:
 
     def _check_features(self, x, axis: int, expected: int, what: str = "features") -> None:
         if x.ndim < 2 or x.shape[axis] != expected:
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"{self.label} expected input with {expected} {what} "
                 f"(shape (batch, ..., {expected})), received shape {tuple(x.shape)}"
                 if axis == -1
@@ -180,5 +181,5 @@ class Layer:
 
 def check_positive_int(layer: str, name: str, value) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{layer}: {name} must be a positive integer, received {value!r}")
+        raise InvalidArgumentError(f"{layer}: {name} must be a positive integer, received {value!r}")
     return int(value)

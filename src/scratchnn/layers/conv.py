@@ -7,6 +7,7 @@ from .. import functional as F
 from .. import initializers, regularizers
 from ..backend import default_dtype, get_array_module, global_rng
 from .base import Layer, check_positive_int
+from ..errors import InvalidArgumentError
 
 
 def _padding_config(padding):
@@ -22,7 +23,7 @@ def _positive_pair(layer, name, value):
     except ValueError:
         p = (0, 0)
     if min(p) < 1:
-        raise ValueError(f"{layer}: {name} must be a positive int or a pair of positive ints, received {value!r}")
+        raise InvalidArgumentError(f"{layer}: {name} must be a positive int or a pair of positive ints, received {value!r}")
     return p
 
 
@@ -77,7 +78,7 @@ class Conv2D(Layer):
         try:
             F.check_padding(padding)
         except ValueError as e:
-            raise ValueError(f"Conv2D: {e}") from None
+            raise InvalidArgumentError(f"Conv2D: {e}") from None
         self.padding = _padding_config(padding)
         self.in_channels = None if in_channels is None else check_positive_int("Conv2D", "in_channels", in_channels)
         self.init = init
@@ -98,12 +99,12 @@ class Conv2D(Layer):
 
     def _check_per_sample_shape(self, input_shape):
         if len(input_shape) != 3:
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"{self.label} expects 4-D input (batch, channels, height, width), "
                 f"received per-sample shape {tuple(input_shape)}"
             )
         if self.in_channels is not None and input_shape[0] != self.in_channels:
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"{self.label} expected input with {self.in_channels} channels "
                 f"(shape (batch, {self.in_channels}, H, W)), received per-sample shape {tuple(input_shape)}"
             )
@@ -125,7 +126,7 @@ class Conv2D(Layer):
             return F.window_geometry(self.label, "kernel", input_shape[1:], self.kernel_size, self.stride,
                                      self.padding)
         except ValueError as e:
-            raise ValueError(f"{e}; received per-sample shape {tuple(input_shape)}") from None
+            raise InvalidArgumentError(f"{e}; received per-sample shape {tuple(input_shape)}") from None
 
     def output_shape(self, input_shape):
         self._check_per_sample_shape(tuple(input_shape))
@@ -134,7 +135,7 @@ class Conv2D(Layer):
 
     def _check_input(self, x):
         if x.ndim != 4 or x.shape[1] != self.in_channels:
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"{self.label} expected input with {self.in_channels} channels "
                 f"(shape (batch, {self.in_channels}, H, W)), received shape {tuple(x.shape)}"
             )
@@ -147,7 +148,7 @@ class Conv2D(Layer):
     # -- computation --------------------------------------------------------------
     def forward(self, x, training=False):
         if x.ndim != 4:
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"{self.label} expects 4-D input (batch, channels, height, width), received shape {tuple(x.shape)}"
             )
         self.ensure_built(x)

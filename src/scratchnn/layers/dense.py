@@ -6,6 +6,7 @@ import numpy as np
 from .. import blas, initializers, regularizers
 from ..backend import default_dtype, get_array_module, global_rng
 from .base import Layer, check_positive_int
+from ..errors import InvalidArgumentError
 
 
 class Dense(Layer):
@@ -47,12 +48,12 @@ class Dense(Layer):
 
     def build(self, input_shape, dtype):
         if len(input_shape) != 1:
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"{self.label} expects 2-D input (batch, features), received per-sample shape "
                 f"{tuple(input_shape)}; add a Flatten layer before it"
             )
         if self.in_features is not None and input_shape[0] != self.in_features:
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"{self.label} expected input with {self.in_features} features, "
                 f"received per-sample shape {tuple(input_shape)}"
             )
@@ -73,7 +74,7 @@ class Dense(Layer):
         if not self.built:
             self.ensure_built(x)
         if x.ndim != 2 or x.shape[1] != self.in_features:
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"{self.label} expected input with {self.in_features} features "
                 f"(shape (batch, {self.in_features})), received shape {tuple(x.shape)}"
             )

@@ -5,6 +5,7 @@ import numpy as np
 
 from ..backend import global_rng
 from .base import Layer
+from ..errors import InvalidArgumentError
 
 
 class Dropout(Layer):
@@ -22,7 +23,7 @@ class Dropout(Layer):
         super().__init__(name=name, trainable=trainable)
         rate = float(rate)
         if not 0.0 <= rate < 1.0:
-            raise ValueError(f"Dropout: rate must be in [0, 1), received {rate!r}")
+            raise InvalidArgumentError(f"Dropout: rate must be in [0, 1), received {rate!r}")
         self.rate = rate
         self.seed = seed
         self.reseed(seed if seed is not None else int(global_rng().integers(2**63)))

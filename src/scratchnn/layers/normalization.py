@@ -5,6 +5,7 @@ import numpy as np
 
 from ..backend import default_dtype, get_array_module
 from .base import Layer
+from ..errors import InvalidArgumentError
 
 
 class BatchNorm(Layer):
@@ -35,9 +36,9 @@ class BatchNorm(Layer):
         self.momentum = float(momentum)
         self.eps = float(eps)
         if not 0.0 <= self.momentum < 1.0:
-            raise ValueError(f"{type(self).__name__}: momentum must be in [0, 1), received {momentum!r}")
+            raise InvalidArgumentError(f"{type(self).__name__}: momentum must be in [0, 1), received {momentum!r}")
         if not self.eps > 0:
-            raise ValueError(f"{type(self).__name__}: eps must be positive, received {eps!r}")
+            raise InvalidArgumentError(f"{type(self).__name__}: eps must be positive, received {eps!r}")
 
     def build(self, input_shape, dtype):
         self._check_ndim(len(input_shape) + 1, input_shape)
@@ -50,7 +51,7 @@ class BatchNorm(Layer):
     def _check_ndim(self, ndim, shape):
         if ndim < 2 or (self.required_ndim is not None and ndim != self.required_ndim):
             want = f"{self.required_ndim}-D" if self.required_ndim else "at least 2-D"
-            raise ValueError(f"{self.label} expects {want} input (batch, channels, ...), "
+            raise InvalidArgumentError(f"{self.label} expects {want} input (batch, channels, ...), "
                              f"received per-sample shape {tuple(shape)}")
 
     def forward(self, x, training=False):
@@ -58,7 +59,7 @@ class BatchNorm(Layer):
         self._check_ndim(x.ndim, x.shape[1:])
         c = len(self.params["gamma"])
         if x.shape[1] != c:
-            raise ValueError(f"{self.label} expected {c} features/channels on axis 1, received shape {tuple(x.shape)}")
+            raise InvalidArgumentError(f"{self.label} expected {c} features/channels on axis 1, received shape {tuple(x.shape)}")
         xp = get_array_module(x)
         axes = (0,) + tuple(range(2, x.ndim))
         bshape = (1, c) + (1,) * (x.ndim - 2)
@@ -132,7 +133,7 @@ class Standardize(Layer):
     def __init__(self, eps=1e-3, axis=None, name=None, trainable=True):
         super().__init__(name=name, trainable=trainable)
         if axis not in (None, "global"):
-            raise ValueError(f"Standardize: axis must be None or 'global', received {axis!r}")
+            raise InvalidArgumentError(f"Standardize: axis must be None or 'global', received {axis!r}")
         self.eps = float(eps)
         self.axis = axis
 
@@ -170,7 +171,7 @@ class Standardize(Layer):
         self.ensure_built(x)
         want = self.buffers["mean"].shape
         if want and tuple(x.shape[1:]) != want:
-            raise ValueError(f"{self.label} expected inputs of per-sample shape {want}, received {tuple(x.shape)}")
+            raise InvalidArgumentError(f"{self.label} expected inputs of per-sample shape {want}, received {tuple(x.shape)}")
         self._cache = True if training else None
         return (x - self.buffers["mean"]) / self.buffers["std"]
 

@@ -6,6 +6,7 @@ import numpy as np
 from .. import functional as F
 from ..backend import float_dtype, get_array_module
 from .base import Layer
+from ..errors import InvalidArgumentError
 
 
 def _tiles(x, ph, pw):
@@ -55,18 +56,18 @@ class _Pool2D(Layer):
         except ValueError:
             self.pool_size, self.stride = (0, 0), (0, 0)
         if min(self.pool_size) < 1 or min(self.stride) < 1:
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"{cls}: pool_size and stride must be positive ints or pairs of positive ints, "
                 f"received pool_size={pool_size!r}, stride={stride!r}"
             )
         try:
             canonical = F.check_padding(padding)
         except ValueError as e:
-            raise ValueError(f"{cls}: {e}") from None
+            raise InvalidArgumentError(f"{cls}: {e}") from None
         if not isinstance(canonical, str):
             for (before, after), k in zip(canonical, self.pool_size):
                 if max(before, after) > k // 2:
-                    raise ValueError(
+                    raise InvalidArgumentError(
                         f"{cls}: padding must be at most half the pool size {self.pool_size}, "
                         f"received padding={padding!r}"
                     )
@@ -82,7 +83,7 @@ class _Pool2D(Layer):
                                      self.padding)
         except ValueError as e:
             shape = tuple(x_shape[1:]) if len(x_shape) == 4 else tuple(x_shape)
-            raise ValueError(f"{e}; received per-sample shape {shape}") from None
+            raise InvalidArgumentError(f"{e}; received per-sample shape {shape}") from None
 
     def _tiled(self, x_shape, pads):
         """True when windows tile the input exactly: reshape instead of strided windows."""
@@ -92,7 +93,7 @@ class _Pool2D(Layer):
 
     def _check_input(self, x):
         if x.ndim != 4:
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"{self.label} expects 4-D input (batch, channels, height, width), received shape {tuple(x.shape)}"
             )
 
@@ -259,7 +260,7 @@ class GlobalAvgPool2D(Layer):
 
     def forward(self, x, training=False):
         if x.ndim != 4:
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"{self.label} expects 4-D input (batch, channels, height, width), received shape {tuple(x.shape)}"
             )
         self.ensure_built(x)
@@ -280,7 +281,7 @@ class GlobalAvgPool2D(Layer):
 
     def output_shape(self, input_shape):
         if len(input_shape) != 3:
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"{self.label} expects per-sample shape (channels, height, width), received {tuple(input_shape)}"
             )
         return (input_shape[0],)

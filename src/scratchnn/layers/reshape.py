@@ -6,6 +6,7 @@ import math
 import numpy as np
 
 from .base import Layer
+from ..errors import InvalidArgumentError
 
 
 def _fresh(dx, dy):
@@ -22,7 +23,7 @@ class Flatten(Layer):
 
     def forward(self, x, training=False):
         if x.ndim < 1:
-            raise ValueError(f"{self.label} expected a batched array, received a scalar")
+            raise InvalidArgumentError(f"{self.label} expected a batched array, received a scalar")
         self.ensure_built(x)
         self._cache = x.shape if training else None
         return x.reshape(x.shape[0], -1)
@@ -55,7 +56,7 @@ class Reshape(Layer):
             isinstance(d, (int, np.integer)) and not isinstance(d, bool) and (d >= 1 or d == -1)
             for d in target_shape)
         if not ok or list(target_shape).count(-1) > 1:
-            raise ValueError(
+            raise InvalidArgumentError(
                 "Reshape: target_shape must be a tuple of positive ints with at most one -1, "
                 f"received {target_shape!r}"
             )
@@ -70,7 +71,7 @@ class Reshape(Layer):
         else:
             ok, shape = size == known, self.target_shape
         if not ok:
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"{self.label} cannot reshape per-sample shape {tuple(input_shape)} ({size} elements) "
                 f"into target shape {self.target_shape}"
             )
@@ -82,7 +83,7 @@ class Reshape(Layer):
 
     def forward(self, x, training=False):
         if x.ndim < 1:
-            raise ValueError(f"{self.label} expected a batched array, received a scalar")
+            raise InvalidArgumentError(f"{self.label} expected a batched array, received a scalar")
         self.ensure_built(x)
         shape = self.output_shape(x.shape[1:])
         self._cache = x.shape if training else None
