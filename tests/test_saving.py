@@ -61,7 +61,7 @@ def test_bad_files_are_named(tmp_path):
     with pytest.raises(ModelFileError, match="does not exist"):
         scratchnn.load(tmp_path / "missing.npz")
     (tmp_path / "junk.npz").write_bytes(b"not a zip")
-    with pytest.raises(ModelFileError, match="junk.npz.*not a readable"):
+    with pytest.raises(ModelFileError, match="junk.npz.*not a scratchnn model file"):
         scratchnn.load(tmp_path / "junk.npz")
     atomic_savez(tmp_path / "other.npz", {"a": np.zeros(2)})
     with pytest.raises(ModelFileError, match="not a scratchnn model"):

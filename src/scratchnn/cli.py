@@ -1,4 +1,4 @@
-"""The ``scratchnn`` command: ``train``, ``evaluate``, ``predict``, ``search``, ``experiment``.
+"""The ``scratchnn`` command: ``train``, ``evaluate``, ``predict``, ``search``, ``experiment``, ``bench``.
 
     scratchnn train --dataset mnist --model mlp --epochs 10 --out runs/mlp
     scratchnn train --resume runs/mlp           # continue an interrupted run exactly
@@ -6,345 +6,280 @@
     scratchnn predict runs/mlp/model.npz digit.png more.npy
     scratchnn search examples/search_mnist.toml --out runs/search
     scratchnn experiment init --out runs/init
+
+The command line parses and validates flags (argparse ``choices`` and checking ``type=`` functions,
+so a mistake costs one line before any work starts), calls the library, and turns every error the
+library raises on purpose (``scratchnn.errors.ScratchnnError``) into one line
+``scratchnn CMD: error: ...`` with exit status 2. ``--debug`` (or ``SCRATCHNN_DEBUG=1``) shows the
+traceback instead; an unexpected exception is a bug and keeps its traceback.
 """
 from __future__ import annotations
 
 import argparse
-import csv
-import json
 import os
 import sys
 import time
+import traceback
 
 import numpy as np
 
+from . import recipe, runs
+from .backend import set_seed
+from .errors import InvalidArgumentError, ScratchnnError, TrainingDivergedError, UsageError
+
 EXIT_INTERRUPTED = 130
+EXIT_USAGE = 2
+#: kept for code that caught it: a command-line mistake
+CLIError = UsageError
 
 
-class CLIError(Exception):
-    """A user error: printed as one line, exit status 2."""
+class Parser(argparse.ArgumentParser):
+    """argparse with one-line errors: ``scratchnn train: error: argument --lr: must be > 0, received '-1'``."""
+
+    def error(self, message):
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
 
 
-# -- data --------------------------------------------------------------------------------
-def prepare_images(X):
-    """uint8 images (N, H, W) -> float32 in [0, 1] shaped (N, 1, H, W); other data -> float32."""
-    from .datasets import scale
-
-    X = np.asarray(X)
-    X = scale(X) if X.dtype == np.uint8 else X.astype(np.float32)
-    if X.ndim == 3:
-        X = X[:, None, :, :]
-    return X
-
-
-def load_data(args):
-    from .datasets import load_dataset, train_val_split
-
-    kwargs = {}
-    if args.dataset in ("mnist", "fashion-mnist"):
-        kwargs["progress"] = not args.quiet
-    (Xtr, ytr), (Xte, yte) = load_dataset(args.dataset, data_dir=args.data_dir, **kwargs)
-    Xtr, Xte = prepare_images(Xtr), prepare_images(Xte)
-    if args.limit:
-        Xtr, ytr = Xtr[: args.limit], ytr[: args.limit]
-    val = args.val_size if args.val_size >= 1 else int(round(args.val_size * len(Xtr)))
-    (Xtr, ytr), (Xval, yval) = train_val_split(Xtr, ytr, val_size=int(val), seed=args.seed)
-    n_classes = int(max(ytr.max(), yte.max())) + 1
-    return (Xtr, ytr), (Xval, yval), (Xte, yte), n_classes
+def setting(name):
+    """An argparse ``type=`` that checks a value with the recipe's rule for setting ``name``."""
+    def parse(text):
+        try:
+            return recipe.SETTINGS[name](text)
+        except InvalidArgumentError as e:
+            raise argparse.ArgumentTypeError(str(e)) from None
+    parse.__name__ = name
+    return parse
 
 
-# -- model -------------------------------------------------------------------------------
-def build(args, input_shape, n_classes, settings):
-    from . import optimizers, schedules
-    from .layers import Dropout
-    from .model import Sequential
-    from .presets import resolve
-    from .regularizers import L1, L2, ElasticNet, MaxNorm
-
-    layers, _ = resolve(args.model, input_shape, n_classes)
-    if args.dropout is not None:
-        drops = [l for l in layers if isinstance(l, Dropout)]
-        if not drops:
-            raise CLIError(f"--dropout: model {args.model!r} has no Dropout layer to set")
-        for l in drops:
-            l.rate = args.dropout
-    model = Sequential(layers, name=os.path.basename(str(args.model)))
-    lr = settings["lr"]
-    sched = settings.get("schedule") or "constant"
-    sched_args = dict(settings.get("schedule_args") or {})
-    if sched == "cosine" and "epochs" not in sched_args:
-        sched_args.setdefault("epochs", settings["epochs"])
-    try:
-        lr = schedules.get(sched, lr, **sched_args)
-    except TypeError as e:
-        raise CLIError(f"--schedule {sched}: {e}") from None
-    opt_kwargs = {"lr": lr}
-    if settings.get("momentum") is not None and settings["optimizer"] in ("sgd", "momentum", "nesterov"):
-        opt_kwargs["momentum"] = settings["momentum"]
-    optimizer = optimizers.get(settings["optimizer"], **opt_kwargs)
-    reg = None
-    if settings.get("l1") and settings.get("l2"):
-        reg = ElasticNet(settings["l1"], settings["l2"])
-    elif settings.get("l1"):
-        reg = L1(settings["l1"])
-    elif settings.get("l2"):
-        reg = L2(settings["l2"])
-    constraint = MaxNorm(settings["max_norm"]) if settings.get("max_norm") else None
-    model.compile(optimizer=optimizer, loss="softmax_cross_entropy", regularizer=reg, constraint=constraint)
-    model.build(input_shape)
-    return model
-
-
-def add_standardize(model, X, mode):
-    """Put a ``Standardize`` layer adapted on the training inputs in front of ``model``."""
-    from .layers import Standardize
-    from .model import Sequential
-
-    front = Standardize(axis="global" if mode == "global" else None, name="standardize")
-    front.adapt(X)
-    new = Sequential([front, *model.layers], name=model.name, dtype=model.dtype)
-    new.optimizer, new.loss = model.optimizer, model.loss
-    new.build(X.shape[1:])
-    return new
-
-
-SETTING_KEYS = ("optimizer", "lr", "momentum", "schedule", "schedule_args", "epochs", "batch_size",
-                "l1", "l2", "max_norm", "standardize")
+def count(low):
+    def parse(text):
+        try:
+            v = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer, received {text!r}") from None
+        if v < low:
+            raise argparse.ArgumentTypeError(f"must be >= {low}, received {text!r}")
+        return v
+    return parse
 
 
 def parse_kv(text: str | None) -> dict:
-    """``"drop=0.5,every=10"`` -> ``{"drop": 0.5, "every": 10}``."""
+    """``"drop=0.5,every=10"`` -> ``{"drop": 0.5, "every": 10}`` (an argparse ``type=``)."""
     out = {}
     for item in filter(None, (text or "").split(",")):
         key, sep, value = item.partition("=")
-        if not sep:
-            raise CLIError(f"--schedule-args: expected key=value pairs separated by commas, received {item!r}")
+        if not sep or not key.strip():
+            raise argparse.ArgumentTypeError(f"expected key=value pairs separated by commas, received {item!r}")
         try:
             out[key.strip()] = int(value) if value.strip().lstrip("-").isdigit() else float(value)
         except ValueError:
-            raise CLIError(f"--schedule-args: {key.strip()}={value!r} is not a number") from None
+            raise argparse.ArgumentTypeError(f"{key.strip()}={value!r} is not a number") from None
     return out
 
 
-def settings_from(args, defaults):
-    s = dict(defaults)
-    if args.schedule is not None and args.schedule != s.get("schedule"):
-        s.pop("schedule_args", None)  # the preset's arguments belong to its own schedule
-    for k in SETTING_KEYS:
-        v = getattr(args, k, None)
-        if v is not None:
-            s[k] = v
-    s.setdefault("optimizer", "adam")
-    s.setdefault("lr", 0.001)
-    s.setdefault("epochs", 10)
-    s.setdefault("batch_size", 32)
-    return s
+def flag(name: str) -> str:
+    """How errors name a setting on the command line: ``batch_size`` -> ``--batch-size``."""
+    return "--" + name.replace("_", "-")
 
 
-# -- outputs -----------------------------------------------------------------------------
-def write_metrics(out, history: dict, test: dict | None = None):
-    epochs = len(next(iter(history.values()), []))
-    with open(os.path.join(out, "metrics.json"), "w") as f:
-        json.dump({"epochs": history, "test": test}, f, indent=1)
-    with open(os.path.join(out, "metrics.csv"), "w", newline="") as f:
-        w = csv.writer(f)
-        keys = list(history)
-        w.writerow(["epoch", *keys])
-        for i in range(epochs):
-            w.writerow([i + 1, *(f"{history[k][i]:.6g}" for k in keys)])
+# -- train --------------------------------------------------------------------------------------------
+TRAIN_SETTINGS = ("dataset", "model", "optimizer", "lr", "momentum", "schedule", "schedule_args", "epochs",
+                  "batch_size", "l1", "l2", "max_norm", "dropout", "standardize", "val_size", "limit", "seed")
 
 
-def write_plots(out, model, history, X, y, quiet=False):
-    from . import plots
-    from .layers import Conv2D, Dense
-
-    folder = os.path.join(out, "plots")
-    os.makedirs(folder, exist_ok=True)
-    pred = model.predict_classes(X)
-    written = [plots.plot_history(history, os.path.join(folder, "curves.png")),
-               plots.plot_confusion_matrix(y, pred, os.path.join(folder, "confusion_matrix.png"))]
-    if X.ndim == 4:
-        written.append(plots.plot_misclassified(X, y, pred, os.path.join(folder, "misclassified.png")))
-    elif X.shape[1:] == (2,):
-        written.append(plots.plot_decision_boundary(model.predict_classes, X, y,
-                                                    os.path.join(folder, "decision_boundary.png")))
-    first = next((l for l in model.layers if l.params), None)
-    if isinstance(first, Dense) and model.input_shape is not None and len(model.input_shape) >= 2:
-        shape = model.input_shape[-2:]
-        written.append(plots.plot_dense_weights(first.params["W"], os.path.join(folder, "first_layer_weights.png"),
-                                                image_shape=shape))
-    if isinstance(first, Conv2D):
-        written.append(plots.plot_conv_filters(first.params["W"], os.path.join(folder, "conv1_filters.png")))
-        maps, x = [], X[:1]
-        for layer in model.layers:
-            x = layer.forward(x)
-            if isinstance(layer, Conv2D):
-                maps.append((layer.name, x[0]))
-        written.append(plots.plot_feature_maps(maps, os.path.join(folder, "feature_maps.png")))
-    if not quiet:
-        print(f"plots: {', '.join(os.path.relpath(p, out) for p in written)}")
-
-
-def metrics_writer(out, checkpoint):
-    """A callback rewriting metrics.json/.csv after every epoch (so a crash loses nothing)."""
-    from .callbacks import Callback
-
-    class MetricsWriter(Callback):
-        def on_epoch_end(self, epoch, logs):
-            write_metrics(out, checkpoint.history())
-
-    return MetricsWriter()
-
-
-# -- commands ----------------------------------------------------------------------------
 def cmd_train(args):
-    from . import saving
-    from .backend import set_seed
-    from .callbacks import ModelCheckpoint
-    from .presets import resolve
-
-    resume = args.resume
-    if resume:
-        cfg_path = os.path.join(resume, "config.json")
-        if not os.path.exists(cfg_path):
-            raise CLIError(f"--resume {resume}: no config.json there (is it a run folder?)")
-        with open(cfg_path) as f:
-            cfg = json.load(f)
-        epochs_override = args.epochs
-        args = argparse.Namespace(**{**vars(args), **cfg["args"]})
-        args.out, args.resume = resume, resume
-        settings = cfg["settings"]
-        if epochs_override is not None:
-            settings["epochs"] = epochs_override
-    out = args.out or os.path.join("runs", f"{args.dataset}-{os.path.basename(str(args.model))}-{time.strftime('%Y%m%d-%H%M%S')}")
-    os.makedirs(out, exist_ok=True)
-    set_seed(args.seed)
-    (Xtr, ytr), (Xval, yval), (Xte, yte), n_classes = load_data(args)
-    ck_path = os.path.join(out, "checkpoint.npz")
-    best_path = os.path.join(out, "model.npz")
-    if resume:
-        if not os.path.exists(ck_path):
-            raise CLIError(f"--resume {resume}: no checkpoint.npz there yet (the run ended before its first epoch)")
-        model, ck = saving.load_checkpoint(ck_path)
-        start, prior = ck["epoch"], ck["history"]
-        if not args.quiet:
-            print(f"resuming {out} at epoch {start + 1}/{settings['epochs']}")
-    else:
-        _, defaults = resolve(args.model, Xtr.shape[1:], n_classes)
-        settings = settings_from(args, defaults)
-        model = build(args, Xtr.shape[1:], n_classes, settings)
-        if settings.get("standardize") not in (None, "none"):
-            model = add_standardize(model, Xtr, settings["standardize"])
-        start, prior = 0, {}
-        cfg = {"args": {k: v for k, v in vars(args).items() if k not in ("func", "out", "resume")},
-               "settings": settings, "n_classes": n_classes, "input_shape": list(Xtr.shape[1:]),
-               "train_samples": len(Xtr), "val_samples": len(Xval)}
-        with open(os.path.join(out, "config.json"), "w") as f:
-            json.dump(cfg, f, indent=1)
-        if not args.quiet:
-            model.summary()
-    info = {"dataset": args.dataset, "preprocess": "scale_255"}
-    checkpoint = ModelCheckpoint(ck_path, prior_history=prior, info=info)
-    best = ModelCheckpoint(best_path, monitor="val_accuracy", save_best_only=True, prior_history=prior)
+    if args.resume:
+        return resume_run(args)
+    settings = recipe.check_settings({k: getattr(args, k) for k in TRAIN_SETTINGS}, label=flag)
+    settings = {**{k: recipe.DEFAULTS[k] for k in ("dataset", "model", "seed")}, **settings}
+    info = recipe.dataset_info(settings["dataset"])
+    recipe.check_model(settings, info, label=flag)  # a bad model file costs one line, before the data loads
+    out = args.out or os.path.join("runs", f"{settings['dataset']}-{os.path.basename(str(settings['model']))}-"
+                                           f"{time.strftime('%Y%m%d-%H%M%S')}")
+    runs.prepare_out(out, args.overwrite)
+    set_seed(settings["seed"])
     try:
-        model.fit(Xtr, ytr, epochs=settings["epochs"], batch_size=settings["batch_size"],
-                  validation_data=(Xval, yval), verbose=0 if args.quiet else 1, callbacks=[checkpoint, best, metrics_writer(out, checkpoint)],
-                  seed=None if resume else args.seed, initial_epoch=start)
+        data = recipe.load_data(settings["dataset"], args.data_dir, settings.get("limit"), settings.get("val_size"),
+                                settings["seed"], progress=not args.quiet, label=flag)
+        model, settings = recipe.build_model(settings, data.info, data.X_train, label=flag)
+    except KeyboardInterrupt:
+        print("\ninterrupted before training started; nothing was written: run the same command again",
+              file=sys.stderr)
+        return EXIT_INTERRUPTED
+    runs.create(out, args.overwrite)
+    config = {"args": {"dataset": settings["dataset"], "model": settings["model"], "data_dir": args.data_dir,
+                       "limit": settings.get("limit"), "val_size": settings.get("val_size"), "seed": settings["seed"],
+                       "no_plots": args.no_plots},
+              "settings": settings, "info": data.info, "input_shape": list(data.X_train.shape[1:]),
+              "train_samples": len(data.X_train), "val_samples": len(data.X_val)}
+    runs.write_json(os.path.join(out, "config.json"), config)
+    if not args.quiet:
+        model.summary()
+    return fit_run(args, out, model, data, settings, start=0, prior={})
+
+
+def resume_run(args):
+    from .saving import load_checkpoint
+
+    given = [flag(k) for k in TRAIN_SETTINGS if getattr(args, k) is not None] + (["--out"] if args.out else []) \
+        + (["--overwrite"] if args.overwrite else [])
+    if given:
+        raise UsageError(f"{', '.join(given)} cannot be given with --resume: a resumed run continues with the "
+                         f"settings in {os.path.join(args.resume, 'config.json')} (only --epochs may extend it)")
+    out = args.resume
+    cfg = runs.read_config(out)
+    settings = cfg["settings"]
+    ck_path = os.path.join(out, "checkpoint.npz")
+    if not os.path.exists(ck_path):
+        raise InvalidArgumentError(f"--resume {out}: no checkpoint.npz there yet (the run stopped before its first "
+                                   f"epoch finished): start it again with --overwrite")
+    model, ck = load_checkpoint(ck_path)
+    if args.resume_epochs is not None:
+        if args.resume_epochs < ck["epoch"]:
+            raise UsageError(f"--epochs {args.resume_epochs}: the run already finished {ck['epoch']} epochs")
+        settings["epochs"] = args.resume_epochs
+    a = cfg["args"]
+    data = recipe.load_data(a.get("dataset", "mnist"), args.data_dir or a.get("data_dir"), a.get("limit"),
+                            a.get("val_size"), a.get("seed", 0), progress=not args.quiet, label=flag)
+    if tuple(model.input_shape) != data.X_train.shape[1:]:
+        raise InvalidArgumentError(f"{ck_path}: the model takes inputs of shape {tuple(model.input_shape)}, the data "
+                                   f"set's are {data.X_train.shape[1:]}")
+    runs.remove_stale_temp_files(out)
+    if not args.quiet:
+        print(f"resuming {out} at epoch {ck['epoch'] + 1}/{settings['epochs']}")
+    args.no_plots = args.no_plots or a.get("no_plots", False)
+    return fit_run(args, out, model, data, settings, start=ck["epoch"], prior=ck["history"])
+
+
+def fit_run(args, out, model, data, settings, start, prior):
+    from . import saving
+    from .callbacks import Callback, ModelCheckpoint
+
+    model.info = dict(data.info)
+    ck_path, best_path = os.path.join(out, "checkpoint.npz"), os.path.join(out, "model.npz")
+    checkpoint = ModelCheckpoint(ck_path, prior_history=prior)
+    best = ModelCheckpoint(best_path, monitor="val_accuracy", save_best_only=True, prior_history=prior)
+
+    class MetricsWriter(Callback):  # rewritten after every epoch, so a crash loses nothing
+        def on_epoch_end(self, epoch, logs):
+            runs.write_metrics(out, checkpoint.history())
+
+    try:
+        with np.errstate(over="ignore", invalid="ignore"):  # a diverging run ends in TrainingDivergedError
+            model.fit(data.X_train, data.y_train, epochs=settings["epochs"], batch_size=settings["batch_size"],
+                      validation_data=(data.X_val, data.y_val), verbose=0 if args.quiet else 1,
+                      callbacks=[checkpoint, best, MetricsWriter()], seed=None if start else settings["seed"],
+                      initial_epoch=start)
     except KeyboardInterrupt:
         saving.save_model(model, os.path.join(out, "interrupted.npz"))
-        write_metrics(out, checkpoint.history() if model.history else prior)
-        print(f"\ninterrupted: the last finished epoch is saved in {ck_path}; "
-              f"continue with: scratchnn train --resume {out}", file=sys.stderr)
+        finished = os.path.exists(ck_path)
+        hint = (f"the last finished epoch is saved in {ck_path}; continue with: scratchnn train --resume {out}"
+                if finished else f"no epoch had finished, so there is nothing to resume; start again with the same "
+                                 f"command and --overwrite")
+        print(f"\ninterrupted: {hint}", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except TrainingDivergedError as e:
+        kept = [p for p in (best_path, ck_path) if os.path.exists(p)]
+        where = (f"the last good model and checkpoint are in {' and '.join(kept)}" if kept
+                 else "no epoch finished, so no model was saved")
+        raise TrainingDivergedError(f"{e}; {where}") from None
     history = checkpoint.history()
     final = saving.load(best_path) if os.path.exists(best_path) else model
-    test = final.evaluate(Xte, yte) if len(Xte) else None
+    test = final.evaluate(data.X_test, data.y_test) if len(data.X_test) else None
     if test is not None:
         test["epoch_chosen"] = int(np.argmax(history["val_accuracy"])) + 1
-    write_metrics(out, history, test)
+    runs.write_metrics(out, history, test)
     if not args.no_plots:
-        write_plots(out, final, history, Xte, yte, quiet=args.quiet)
+        runs.write_plots(out, final, history, data.X_test, data.y_test, quiet=args.quiet)
     if not args.quiet and test is not None:
         print(f"test accuracy {test['accuracy']:.4f} (loss {test['loss']:.4f}) with the model of epoch "
               f"{test['epoch_chosen']}, chosen on validation accuracy; outputs in {out}")
     return 0
 
 
+# -- evaluate and predict -----------------------------------------------------------------------------
 def cmd_evaluate(args):
     from . import saving
     from .datasets import load_dataset
 
-    model = load_model_or_fail(args.model)
-    name = args.dataset or saving.read_npz(args.model)[0].get("extra", {}).get("dataset") or "mnist"
-    _, (Xte, yte) = load_dataset(name, data_dir=args.data_dir)
-    res = model.evaluate(prepare_images(Xte), yte)
-    print(json.dumps({"dataset": name, "samples": len(Xte), **res}))
+    model = saving.load(args.model)
+    recorded = model.info.get("dataset")
+    if args.dataset is None and recorded is None:
+        raise UsageError(f"{args.model} does not record the data set it was trained on (saved by an older scratchnn "
+                         "or by your own code): pass --dataset")
+    name = args.dataset or recorded
+    if recorded is not None and name != recorded:
+        raise UsageError(f"--dataset {name}: {args.model} was trained on {recorded}")
+    (_, _), (X, y) = load_dataset(name, data_dir=args.data_dir)
+    X = recipe.prepare_images(X)
+    if X.shape[1:] != tuple(model.input_shape):
+        raise UsageError(f"--dataset {name}: its samples have shape {X.shape[1:]}, {args.model} takes "
+                         f"{tuple(model.input_shape)}")
+    res = model.evaluate(X, y)
+    pred = model.predict_classes(X)
+    names = model.info.get("class_names") or recipe.DATASETS[name]["class_names"]
+    per_class = [{"class": i, "name": names[i] if i < len(names) else str(i), "samples": int((y == i).sum()),
+                  "accuracy": float((pred[y == i] == i).mean()) if (y == i).any() else None}
+                 for i in range(int(max(y.max(), pred.max())) + 1)]
+    report = {"model": args.model, "dataset": name, "samples": len(X), **res, "per_class": per_class}
+    if args.json:
+        print(runs.strict_json(report))
+        return 0
+    print(f"{args.model} on the {name} test set: accuracy {res['accuracy']:.4f}, loss {res['loss']:.4f} "
+          f"({len(X):,} samples)")
+    width = max(len(r["name"]) for r in per_class)
+    print(f"  {'class':<{width}}  samples  accuracy")
+    for r in per_class:
+        acc = "-" if r["accuracy"] is None else f"{r['accuracy']:.4f}"
+        print(f"  {r['name']:<{width}}  {r['samples']:>7}  {acc:>8}")
     return 0
-
-
-def load_image(path):
-    ext = os.path.splitext(path)[1].lower()
-    if ext == ".npy":
-        img = np.load(path, allow_pickle=False)
-    elif ext == ".png":
-        import matplotlib.image as mpimg
-
-        img = mpimg.imread(path)  # float in [0, 1] for PNG
-        if img.ndim == 3:
-            img = img[..., :3].mean(axis=-1)
-    else:
-        raise CLIError(f"{path}: unsupported image type {ext!r} (use .png or .npy)")
-    img = np.asarray(img)
-    if img.dtype == np.uint8:
-        img = img.astype(np.float32) / 255.0
-    return img.astype(np.float32)
 
 
 def cmd_predict(args):
-    model = load_model_or_fail(args.model)
-    want = tuple(model.input_shape)
-    rows = []
+    from . import saving
+    from .images import read_input
+
+    model = saving.load(args.model)
+    names = model.info.get("class_names")
+    show_names = bool(names) and names != [str(i) for i in range(len(names))]
+    failed = 0
     for path in args.images:
-        if not os.path.exists(path):
-            raise CLIError(f"{path}: no such file")
-        img = load_image(path)
-        if args.invert:
-            img = 1.0 - img
-        batch = img.reshape((-1,) + want) if img.size % int(np.prod(want)) == 0 else None
-        if batch is None:
-            raise CLIError(f"{path}: image of shape {img.shape} does not fit the model's input {want}")
+        try:
+            batch, note = read_input(path, tuple(model.input_shape), invert=args.invert, resize=args.resize)
+        except ScratchnnError as e:
+            print(f"scratchnn predict: error: {e}", file=sys.stderr)
+            failed += 1
+            continue
+        if note:
+            print(f"scratchnn predict: note: {note}", file=sys.stderr)
         probs = model.predict(batch)
         for i, p in enumerate(probs):
             label = f"{path}[{i}]" if len(probs) > 1 else path
-            rows.append({"image": label, "class": int(p.argmax()), "probability": round(float(p.max()), 4)})
-    for r in rows:
-        print(f"{r['image']}\t{r['class']}\t{r['probability']:.4f}")
+            c = int(p.argmax())
+            name = f"\t{names[c]}" if show_names and c < len(names) else ""
+            print(f"{label}\t{c}\t{float(p.max()):.4f}{name}")
+    if failed:
+        if len(args.images) > 1:
+            print(f"scratchnn predict: error: {failed} of {len(args.images)} inputs could not be read",
+                  file=sys.stderr)
+        return EXIT_USAGE
     return 0
 
 
-def load_model_or_fail(path):
-    from . import saving
-
-    try:
-        return saving.load(path)
-    except saving.ModelFileError as e:
-        raise CLIError(str(e)) from None
-
-
+# -- search, experiment, bench ------------------------------------------------------------------------
 def cmd_search(args):
     from .search import load_search_config, random_search
 
-    try:
-        cfg = load_search_config(args.config)
-    except (ValueError, FileNotFoundError, ImportError) as e:
-        raise CLIError(str(e)) from None
+    cfg = load_search_config(args.config)
     base = cfg["base"]
     if args.data_dir:
         base["data_dir"] = args.data_dir
     out = args.out or os.path.join("runs", f"search-{os.path.splitext(os.path.basename(args.config))[0]}")
+    if os.path.exists(out) and not os.path.isdir(out):
+        raise UsageError(f"--out {out}: is a file, not a folder")
     if os.path.exists(os.path.join(out, "results.json")) and not args.resume:
-        raise CLIError(f"{out} already holds a search (results.json): pass --resume to continue it, "
-                       "or choose another --out")
+        raise UsageError(f"--out {out}: already holds a search (results.json): pass --resume to continue it, "
+                         "or choose another --out")
     n_trials = args.n_trials or cfg["n_trials"]
     try:
         result = random_search(cfg["space"], base, n_trials=n_trials, seed=cfg["seed"],
@@ -355,14 +290,13 @@ def cmd_search(args):
         print(f"\ninterrupted: finished trials are saved in {out}/results.json; continue with: "
               f"scratchnn search {args.config} --out {out} --resume", file=sys.stderr)
         return EXIT_INTERRUPTED
-    except (ValueError, TypeError, ImportError) as e:
-        raise CLIError(str(e)) from None
     if result.best is None:
-        print(f"all {len(result.trials)} trials failed; their errors are in {out}/results.csv", file=sys.stderr)
+        print(f"scratchnn search: no trial succeeded ({len(result.trials)} trials); their errors are in "
+              f"{out}/results.csv", file=sys.stderr)
         return 1
     best = result.best
     print(f"best val_accuracy {best['metrics']['val_accuracy']:.4f} (trial {best['trial']}) with "
-          f"{json.dumps(best['config'])}; {result.n_failed} of {len(result.trials)} trials failed; "
+          f"{runs.strict_json(best['config'])}; {result.n_failed} of {len(result.trials)} trials failed; "
           f"results in {out}")
     return 0
 
@@ -378,95 +312,102 @@ def cmd_experiment(args):
             result = run_experiment(name, out_dir=out, quick=args.quick, data_dir=args.data_dir, seed=args.seed,
                                     verbose=not args.quiet)
         except DataUnavailable as e:
-            raise CLIError(f"{e}; pass --data-dir, set $SCRATCHNN_DATA_DIR, or try --quick") from None
+            raise DataUnavailable(f"{e}; pass --data-dir, set $SCRATCHNN_DATA_DIR, or try --quick") from None
         print(f"{name}: {', '.join(result.files)}")
     return 0
 
 
 def cmd_bench(args):
-    from .bench.suite import UsageError, parse_lists, run
+    from .bench.suite import parse_lists, run
 
-    try:
-        parse_lists(args)
-    except UsageError as e:
-        raise CLIError(str(e)) from None
+    parse_lists(args)
     run(args)
     return 0
 
 
-# -- parser ------------------------------------------------------------------------------
+# -- parser -------------------------------------------------------------------------------------------
 def make_parser():
+    from .experiments import STUDIES
+    from .optimizers import OPTIMIZERS
     from .presets import PRESETS
+    from .schedules import SCHEDULES
+    from .search import EXECUTORS
 
-    p = argparse.ArgumentParser(prog="scratchnn", description="Neural networks from scratch on NumPy.")
-    sub = p.add_subparsers(dest="command", required=True)
-    t = sub.add_parser("train", help="train a network on a data set")
-    t.add_argument("--dataset", default="mnist", help="mnist, fashion-mnist, digits or spiral (default mnist)")
+    common = Parser(add_help=False)
+    common.add_argument("--debug", action="store_true", help="show the full traceback of an error "
+                                                             "(or set SCRATCHNN_DEBUG=1)")
+    p = Parser(prog="scratchnn", description="Neural networks from scratch on NumPy.")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=Parser)
+    t = sub.add_parser("train", help="train a network on a data set", parents=[common])
+    t.add_argument("--dataset", type=setting("dataset"),
+                   help=f"{', '.join(recipe.DATASETS)} (default mnist)")
     t.add_argument("--data-dir", help="folder holding the data set's files (else $SCRATCHNN_DATA_DIR, the cache, "
                                       "or a download)")
-    t.add_argument("--model", default="mlp", help=f"preset ({', '.join(PRESETS)}) or a .toml/.yaml model file")
-    t.add_argument("--optimizer", help="sgd, momentum, nesterov, adagrad, rmsprop, adam, adamw")
-    t.add_argument("--lr", type=float, help="(initial) learning rate")
-    t.add_argument("--momentum", type=float, help="momentum for sgd/momentum/nesterov")
-    t.add_argument("--schedule", choices=["constant", "step", "exponential", "inverse_time", "cosine"])
+    t.add_argument("--model", help=f"preset ({', '.join(PRESETS)}) or a .toml/.yaml model file (default mlp)")
+    t.add_argument("--optimizer", choices=list(OPTIMIZERS), help="default: the preset's, else adam")
+    t.add_argument("--lr", type=setting("lr"), help="(initial) learning rate, > 0")
+    t.add_argument("--momentum", type=setting("momentum"), help="momentum in [0, 1) for sgd/momentum/nesterov")
+    t.add_argument("--schedule", choices=list(SCHEDULES))
     t.add_argument("--schedule-args", type=parse_kv, dest="schedule_args",
                    help="schedule parameters, e.g. drop=0.5,every=10 (step), rate=0.95 (exponential), "
                         "k=0.1 (inverse_time), min_lr=1e-5 (cosine)")
-    t.add_argument("--epochs", type=int)
-    t.add_argument("--batch-size", type=int)
-    t.add_argument("--l1", type=float, help="L1 penalty on all weights")
-    t.add_argument("--l2", type=float, help="L2 penalty on all weights")
-    t.add_argument("--max-norm", type=float, help="max-norm constraint on every unit's weights")
-    t.add_argument("--dropout", type=float, help="rate of the model's Dropout layers")
-    t.add_argument("--standardize", choices=["feature", "global", "none"],
+    t.add_argument("--epochs", type=setting("epochs"), help="epochs to train (>= 1); with --resume, the new total")
+    t.add_argument("--batch-size", type=setting("batch_size"), help="samples per update (>= 1)")
+    t.add_argument("--l1", type=setting("l1"), help="L1 penalty on all weights (>= 0)")
+    t.add_argument("--l2", type=setting("l2"), help="L2 penalty on all weights (>= 0)")
+    t.add_argument("--max-norm", type=setting("max_norm"), help="max-norm constraint on every unit's weights (> 0)")
+    t.add_argument("--dropout", type=setting("dropout"), help="rate in [0, 1) of the model's Dropout layers")
+    t.add_argument("--standardize", choices=list(recipe.STANDARDIZE),
                    help="zero-center and scale inputs with training-set statistics, per input element "
                         "(feature) or with one mean/std (global); kept in the model file")
-    t.add_argument("--val-size", type=float, default=5000, help="validation samples (or fraction) held out of "
-                                                                "the training set (default 5000)")
-    t.add_argument("--limit", type=int, help="use only the first N training samples (quick tries)")
-    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--val-size", type=setting("val_size"),
+                   help="validation samples held out of the training set: a fraction in (0, 1) or a count "
+                        f"(default {recipe.DEFAULT_VAL_SIZE:,} or a tenth of the training set, whichever is smaller)")
+    t.add_argument("--limit", type=setting("limit"), help="use only the first N (>= 2) training samples")
+    t.add_argument("--seed", type=setting("seed"), help="seed (>= 0) of the split, weights and shuffling (default 0)")
     t.add_argument("--out", help="output folder (default runs/DATASET-MODEL-TIME)")
+    t.add_argument("--overwrite", action="store_true", help="replace the run already in --out")
     t.add_argument("--resume", metavar="RUN_DIR", help="continue the run saved in RUN_DIR")
     t.add_argument("--no-plots", action="store_true")
     t.add_argument("--quiet", action="store_true", help="no progress bar or per-epoch lines")
     t.set_defaults(func=cmd_train)
-    e = sub.add_parser("evaluate", help="accuracy of a saved model on a test set")
+    e = sub.add_parser("evaluate", help="accuracy of a saved model on its test set", parents=[common])
     e.add_argument("model")
-    e.add_argument("--dataset")
+    e.add_argument("--dataset", type=setting("dataset"), help="default: the data set recorded in the model file")
     e.add_argument("--data-dir")
+    e.add_argument("--json", action="store_true", help="one line of strict JSON instead of a table")
     e.set_defaults(func=cmd_evaluate)
-    pr = sub.add_parser("predict", help="classify PNG or NPY images with a saved model")
+    pr = sub.add_parser("predict", help="classify PNG or NPY images with a saved model", parents=[common])
     pr.add_argument("model")
     pr.add_argument("images", nargs="+")
     pr.add_argument("--invert", action="store_true", help="invert gray levels (dark digit on light paper)")
+    pr.add_argument("--resize", action="store_true", help="scale images of another size to the model's input size")
     pr.set_defaults(func=cmd_predict)
-    from .experiments import STUDIES
-    from .search import EXECUTORS
-
-    se = sub.add_parser("search", help="random hyperparameter search described by a TOML/YAML file")
+    se = sub.add_parser("search", help="random hyperparameter search described by a TOML/YAML file", parents=[common])
     se.add_argument("config", help="file with [base] training settings, a [space] of distributions, n_trials, "
                                    "seed, executor, scheduler (see scratchnn.search.load_search_config)")
     se.add_argument("--out", help="output folder (default runs/search-CONFIGNAME)")
     se.add_argument("--resume", action="store_true", help="continue the search in --out, skipping finished trials")
-    se.add_argument("--n-trials", type=int, help="override the file's n_trials")
+    se.add_argument("--n-trials", type=count(1), help="override the file's n_trials")
     se.add_argument("--executor", choices=EXECUTORS, help="override the file's executor (default process)")
     se.add_argument("--scheduler", help="Dask scheduler address for --executor dask, e.g. tcp://host:8786")
-    se.add_argument("--workers", type=int, help="parallel trials (default: the number of CPUs)")
+    se.add_argument("--workers", type=count(1), help="parallel trials (default: the number of CPUs)")
     se.add_argument("--data-dir", help="folder holding the data set's files")
     se.add_argument("--quiet", action="store_true", help="no line per trial")
     se.set_defaults(func=cmd_search)
-    ex = sub.add_parser("experiment", help="run a classic study and write its plot and table",
+    ex = sub.add_parser("experiment", help="run a classic study and write its plot and table", parents=[common],
                         description="Studies: " + "; ".join(f"{k}: {v[1]}" for k, v in STUDIES.items()))
     ex.add_argument("name", choices=[*STUDIES, "all"])
     ex.add_argument("--out", help="output folder (default runs/experiments/NAME)")
     ex.add_argument("--quick", action="store_true", help="tiny data and budgets: seconds instead of minutes")
     ex.add_argument("--data-dir", help="folder holding the MNIST files (else $SCRATCHNN_DATA_DIR or the cache)")
-    ex.add_argument("--seed", type=int, default=0)
+    ex.add_argument("--seed", type=setting("seed"), default=0)
     ex.add_argument("--quiet", action="store_true", help="no progress lines")
     ex.set_defaults(func=cmd_experiment)
     from .bench.suite import add_arguments
 
     b = sub.add_parser("bench", help="speed, memory and accuracy vs PyTorch and a minimal NumPy loop on this machine",
+                       parents=[common],
                        description="The benchmark suite (sections workloads, cnn, inference, scaling, memmap); "
                                    "prints tables and the issue's targets, writes JSON and PNG plots. The full "
                                    "run takes ~15 min on 2 cores; --quick a few minutes.")
@@ -475,15 +416,47 @@ def make_parser():
     return p
 
 
-def main(argv=None):
-    args = make_parser().parse_args(argv)
-    from .datasets import DatasetNotFoundError
+def _user_path_error(e: OSError) -> bool:
+    """An OSError about a file the user named (missing, unreadable, a folder, disk full)."""
+    return e.filename is not None or isinstance(e, (PermissionError, FileNotFoundError, IsADirectoryError))
 
+
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = make_parser()
+    args = parser.parse_args(argv)
+    if args.command == "train":  # --epochs means "the new total" with --resume, a setting otherwise
+        args.resume_epochs = args.epochs if args.resume else None
+        if args.resume:
+            args.epochs = None
+    debug = args.debug or os.environ.get("SCRATCHNN_DEBUG", "") not in ("", "0")
+    prog = f"scratchnn {args.command}"
     try:
         return args.func(args)
-    except (CLIError, DatasetNotFoundError) as e:
-        print(f"scratchnn {args.command}: error: {e}", file=sys.stderr)
-        return 2
+    except KeyboardInterrupt:
+        print(f"\n{prog}: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except (ScratchnnError, OSError, MemoryError) as e:
+        if isinstance(e, OSError) and not isinstance(e, ScratchnnError) and not _user_path_error(e):
+            raise
+        if debug:
+            traceback.print_exc()
+        print(f"{prog}: error: {describe(e)}", file=sys.stderr)
+        return EXIT_USAGE
+    except Exception:
+        traceback.print_exc()
+        print(f"{prog}: this is a bug in scratchnn, not something you did wrong: please report it with the command "
+              "you ran and the traceback above", file=sys.stderr)
+        return 1
+
+
+def describe(e: BaseException) -> str:
+    """One line for an error: the library's message, or what went wrong with which file."""
+    if isinstance(e, MemoryError):
+        return "out of memory: try a smaller --batch-size or a smaller model"
+    if isinstance(e, OSError) and not isinstance(e, ScratchnnError) and e.filename is not None:
+        return f"{e.filename}: {e.strerror or e}"
+    return " ".join(str(e).split()) or type(e).__name__
 
 
 if __name__ == "__main__":

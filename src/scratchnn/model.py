@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import os
 import time
 from functools import partial
 
@@ -24,6 +25,45 @@ from .backend import default_dtype, global_rng
 from .callbacks import CallbackList, History
 from .layers.base import Layer
 from .errors import InvalidArgumentError, InvalidTypeError, StateError, TrainingDivergedError
+
+
+def estimate_bytes(layers, input_shape, itemsize=4) -> tuple[int, str]:
+    """Bytes of the parameters of ``layers`` for inputs of ``input_shape``, and the largest layer.
+
+    Uses only shapes (``Layer.param_shapes`` and ``Layer.output_shape``): nothing is allocated.
+    """
+    total, largest, largest_size = 0, "", -1
+    shape = tuple(input_shape)
+    for layer in layers:
+        shapes = layer.param_shapes(shape)
+        size = sum(math.prod(s) for s in shapes.values())
+        total += size * itemsize
+        if size > largest_size:
+            largest, largest_size = f"{layer.label} with {size:,} parameters", size
+        shape = tuple(layer.output_shape(shape))
+    return total, largest
+
+
+def physical_memory() -> int:
+    """Bytes of RAM on this machine (a large default where the OS does not say)."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return 1 << 40
+
+
+def check_memory(layers, input_shape, what="model", itemsize=4, copies=2) -> int:
+    """Refuse a network whose weights times ``copies`` (2: weights and gradients, as ``build`` makes them;
+    4 with an optimizer's two slots) would not fit in this machine's memory, before anything is allocated."""
+    weights, largest = estimate_bytes(layers, input_shape, itemsize)
+    need, have = weights * copies, physical_memory()
+    if need > have:
+        raise InvalidArgumentError(
+            f"{what} would need about {need / 2**30:,.1f} GiB ({need:,} bytes: {weights:,} bytes of weights, "
+            f"x{copies} for {'gradients and optimizer state' if copies > 2 else 'their gradients'}; largest: "
+            f"{largest}); this machine has "
+            f"{have / 2**30:.1f} GiB")
+    return need
 
 
 def check_finite(X, what="X"):
@@ -73,6 +113,11 @@ class Sequential:
         dtype: float dtype of parameters and training data (default float32,
             see ``scratchnn.set_default_dtype``).
 
+    Attributes:
+        info: what the model was trained on, saved in its file: ``{"dataset": "mnist",
+            "input_shape": [1, 28, 28], "class_names": [...], "preprocess": "scale_255"}`` when it was
+            trained by ``scratchnn train`` (``{}`` otherwise; any JSON-serialisable dict).
+
     Example:
         >>> model = Sequential([Dense(100), ReLU(), Dense(10)])
         >>> model.compile(optimizer=SGD(lr=0.1), loss="softmax_cross_entropy")
@@ -89,6 +134,7 @@ class Sequential:
         self.stop_training = False
         self.history = None
         self.input_shape = None
+        self.info: dict = {}
         self._plan = None  # set by fit for the duration of an epoch
         self._replicas = None  # per-thread layer copies, set by fit when batches are split (scratchnn.parallel)
         self.shuffle_rng = None  # created by the first fit (or fit(seed=...)); checkpoints save its state
@@ -114,6 +160,8 @@ class Sequential:
         """Create every layer's parameters for per-sample inputs of ``input_shape``."""
         dtype = np.dtype(dtype) if dtype is not None else self.dtype
         shape = tuple(int(s) for s in input_shape)
+        if not all(l.built for l in self.layers):
+            check_memory(self.layers, shape, f"model {self.name!r}", dtype.itemsize)
         self.input_shape = shape
         for layer in self.layers:
             if not layer.built:

@@ -26,7 +26,7 @@ import os
 
 from .layers import (LAYERS, BatchNorm, BatchNorm2D, Conv2D, Dense, Dropout, Flatten, GlobalAvgPool2D, LeakyReLU,
                      MaxPool2D, RandomShift, ReLU)
-from .errors import InvalidArgumentError, MissingDependencyError
+from .errors import InvalidArgumentError, MissingDependencyError, MissingFileError
 
 
 def _shift(input_shape, pixels):
@@ -92,45 +92,74 @@ PRESETS = {
 
 
 def _read_description(path) -> dict:
+    """The table of a TOML or YAML file; any problem with the file is one clear error naming it."""
+    path = os.fspath(path)
     ext = os.path.splitext(path)[1].lower()
+    if ext not in (".toml", ".yaml", ".yml"):
+        raise InvalidArgumentError(f"model file {path!r}: use a .toml, .yaml or .yml file")
+    if os.path.isdir(path):
+        raise InvalidArgumentError(f"{path!r} is a directory, not a .toml/.yaml file")
+    if not os.path.exists(path):
+        raise MissingFileError(f"{path!r} does not exist")
     with open(path, "rb") as f:
-        if ext == ".toml":
-            try:
-                import tomllib
-            except ModuleNotFoundError:  # Python 3.10
-                import tomli as tomllib
-            return tomllib.load(f)
-        if ext in (".yaml", ".yml"):
-            try:
-                import yaml
-            except ModuleNotFoundError:
-                raise MissingDependencyError(f"reading {path} needs PyYAML: pip install pyyaml") from None
-            return yaml.safe_load(f) or {}
-    raise InvalidArgumentError(f"model file {path!r}: use a .toml, .yaml or .yml file")
+        raw = f.read()
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise InvalidArgumentError(f"{path}: not a text file (byte {e.start} is not UTF-8)") from None
+    if ext == ".toml":
+        try:
+            import tomllib
+        except ModuleNotFoundError:  # Python 3.10
+            import tomli as tomllib
+        try:
+            doc = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as e:
+            raise InvalidArgumentError(f"{path}: invalid TOML: {e}") from None
+    else:
+        try:
+            import yaml
+        except ModuleNotFoundError:
+            raise MissingDependencyError(f"reading {path} needs PyYAML: pip install pyyaml") from None
+        try:
+            doc = yaml.safe_load(text)
+        except yaml.YAMLError as e:
+            raise InvalidArgumentError(f"{path}: invalid YAML: {' '.join(str(e).split())}") from None
+    doc = {} if doc is None else doc
+    if not isinstance(doc, dict):
+        raise InvalidArgumentError(f"{path}: expected a table of keys at the top, found a {type(doc).__name__}")
+    return doc
 
 
 def layers_from_description(desc: dict, n_classes: int | None = None, where="model file") -> list:
     """Build layers from ``{"layers": [{"type": "Dense", "units": 100}, ...]}``.
 
-    ``units = "classes"`` in a layer is replaced by the data set's number of classes.
+    ``units = "classes"`` in a layer is replaced by the data set's number of classes. Nothing is
+    allocated yet (see ``Layer.from_config``): the model's memory is checked when it is built.
     """
     specs = desc.get("layers")
     if not isinstance(specs, list) or not specs:
         raise InvalidArgumentError(f"{where}: expected a non-empty list 'layers' of layer tables")
     layers = []
     for i, spec in enumerate(specs):
+        if not isinstance(spec, dict):
+            raise InvalidArgumentError(f"{where}: layer {i + 1} must be a table such as {{type = \"Dense\", "
+                                       f"units = 10}}, found {spec!r}")
         spec = dict(spec)
         kind = spec.pop("type", None)
-        cls = LAYERS.get(kind)
+        cls = LAYERS.get(kind) if isinstance(kind, str) else None
         if cls is None or kind.startswith("_"):
             valid = ", ".join(sorted(k for k in LAYERS if not k.startswith("_")))
-            raise InvalidArgumentError(f"{where}: layer {i + 1} has unknown type {kind!r}; valid types: {valid}")
+            hint = next((f" (did you mean {k!r}?)" for k in LAYERS if isinstance(kind, str) and k.lower() == kind.lower()), "")
+            raise InvalidArgumentError(f"{where}: layer {i + 1} has unknown type {kind!r}{hint}; valid types: {valid}")
         if spec.get("units") == "classes":
             spec["units"] = n_classes
         try:
-            layers.append(cls(**spec))
+            layers.append(cls.from_config(spec))
         except TypeError as e:
             raise InvalidArgumentError(f"{where}: layer {i + 1} ({kind}): {e}") from None
+        except InvalidArgumentError as e:
+            raise InvalidArgumentError(f"{where}: layer {i + 1}: {e}") from None
     return layers
 
 
@@ -141,6 +170,13 @@ def resolve(name_or_path: str, input_shape, n_classes):
         return build(input_shape, n_classes), dict(settings)
     if os.path.exists(name_or_path):
         desc = _read_description(name_or_path)
-        return layers_from_description(desc, n_classes, where=name_or_path), dict(desc.get("train", {}))
+        unknown = sorted(set(desc) - {"layers", "train"})
+        if unknown:
+            raise InvalidArgumentError(f"{name_or_path}: unknown key(s) {', '.join(map(repr, unknown))}; "
+                                       "a model file has 'layers' and optionally 'train'")
+        train = desc.get("train", {})
+        if not isinstance(train, dict):
+            raise InvalidArgumentError(f"{name_or_path}: 'train' must be a table of training settings")
+        return layers_from_description(desc, n_classes, where=name_or_path), dict(train)
     raise InvalidArgumentError(f"unknown model {name_or_path!r}: give a preset ({', '.join(PRESETS)}) "
                      "or the path of a .toml/.yaml model file")

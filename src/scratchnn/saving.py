@@ -18,31 +18,66 @@ import json
 import os
 import tempfile
 import zipfile
+import zlib
 
 import numpy as np
 
 from .layers.base import LAYERS
-from .errors import ModelFileError, StateError
+from .errors import ModelFileError, ScratchnnError, StateError
 
 FORMAT_VERSION = 1
+#: name prefix of the temporary files of an unfinished save (never read as a model)
+TEMP_PREFIX = ".tmp-"
 
 
-def atomic_savez(path, arrays: dict) -> None:
-    """``np.savez`` to ``path`` through a temporary file and an atomic rename."""
+def atomic_write(path, write, binary=True) -> None:
+    """Write a file atomically: ``write(f)`` fills a temporary file in the same folder, which then
+    replaces ``path`` (a symlink at ``path`` is replaced, never written through). The new file gets
+    the permissions the user's umask gives any new file; a crash leaves the old file intact."""
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".npz", dir=folder)
+    fd, tmp = tempfile.mkstemp(prefix=TEMP_PREFIX, suffix=os.path.splitext(path)[1], dir=folder)
     try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
+        with os.fdopen(fd, "wb" if binary else "w", **({} if binary else {"newline": ""})) as f:
+            write(f)
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
             os.remove(tmp)
         raise
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def atomic_savez(path, arrays: dict) -> None:
+    """``np.savez`` to ``path`` through a temporary file and an atomic rename."""
+    atomic_write(path, lambda f: np.savez(f, **arrays))
+
+
+def atomic_write_text(path, text: str) -> None:
+    """Write ``text`` to ``path`` atomically (see ``atomic_write``)."""
+    atomic_write(path, lambda f: f.write(text), binary=False)
+
+
+def remove_stale_temp_files(folder) -> list:
+    """Delete temporary files a killed save left in ``folder``; returns their names."""
+    removed = []
+    for name in os.listdir(folder) if os.path.isdir(folder) else []:
+        if name.startswith(TEMP_PREFIX):
+            try:
+                os.remove(os.path.join(folder, name))
+                removed.append(name)
+            except OSError:
+                pass
+    return removed
 
 
 def model_arrays(model, extra: dict | None = None) -> dict:
@@ -56,6 +91,7 @@ def model_arrays(model, extra: dict | None = None) -> dict:
         "input_shape": list(model.input_shape),
         "layers": [{"class": type(l).__name__, "config": l.get_config()} for l in model.layers],
         "loss": getattr(model.loss, "name", None),
+        "info": dict(getattr(model, "info", {}) or {}),
         "extra": extra or {},
     }
     arrays = {"__scratchnn__": np.array(json.dumps(arch))}
@@ -78,43 +114,110 @@ def read_npz(path) -> tuple[dict, dict]:
     path = os.fspath(path)
     if not os.path.exists(path):
         raise ModelFileError(f"model file {path!r} does not exist")
+    if os.path.isdir(path):
+        raise ModelFileError(f"model file {path!r} is a directory (give the .npz file inside it)")
+    if not zipfile.is_zipfile(path):
+        raise ModelFileError(f"{path!r} is not a scratchnn model file (not an .npz archive: empty, truncated or "
+                             "another kind of file)")
     try:
         with np.load(path, allow_pickle=False) as z:
+            if not hasattr(z, "files"):
+                raise ModelFileError(f"{path!r} holds a single array, not a scratchnn model (.npz)")
             arrays = {k: z[k] for k in z.files}
-    except (zipfile.BadZipFile, ValueError, OSError, EOFError) as e:
-        raise ModelFileError(f"model file {path!r} is not a readable .npz ({e})") from None
+    except ModelFileError:
+        raise
+    except (zipfile.BadZipFile, ValueError, OSError, EOFError, KeyError, zlib.error, NotImplementedError) as e:
+        raise ModelFileError(f"model file {path!r} is not a readable .npz ({type(e).__name__}: {e})") from None
     if "__scratchnn__" not in arrays:
         raise ModelFileError(f"{path!r} is an .npz file but not a scratchnn model (no __scratchnn__ entry)")
-    arch = json.loads(str(arrays.pop("__scratchnn__")))
+    try:
+        arch = json.loads(str(arrays.pop("__scratchnn__")))
+    except ValueError as e:
+        raise ModelFileError(f"{path!r}: its architecture entry is not valid JSON ({e})") from None
+    if not isinstance(arch, dict):
+        raise ModelFileError(f"{path!r}: its architecture entry is not a JSON object")
     if arch.get("format") != FORMAT_VERSION:
         raise ModelFileError(f"{path!r} has model format {arch.get('format')!r}; this scratchnn reads {FORMAT_VERSION}")
     return arch, arrays
 
 
+def _layers_from_arch(arch: dict, path) -> list:
+    specs = arch.get("layers")
+    if not isinstance(specs, list) or not specs:
+        raise ModelFileError(f"{path!r}: 'layers' must be a non-empty list")
+    layers = []
+    for i, spec in enumerate(specs, 1):
+        if not (isinstance(spec, dict) and isinstance(spec.get("class"), str) and isinstance(spec.get("config"), dict)):
+            raise ModelFileError(f"{path!r}: layer {i} is not a {{'class': ..., 'config': {{...}}}} entry")
+        cls = LAYERS.get(spec["class"])
+        if cls is None or spec["class"].startswith("_"):
+            raise ModelFileError(f"{path!r}: layer {i} has unknown class {spec['class']!r}")
+        try:
+            layers.append(cls.from_config(spec["config"]))
+        except (ScratchnnError, TypeError, ValueError) as e:
+            raise ModelFileError(f"{path!r}: layer {i} ({spec['class']}): {e}") from None
+    return layers
+
+
+def _input_shape(arch: dict, path) -> tuple:
+    shape = arch.get("input_shape")
+    if not (isinstance(shape, list) and shape and all(isinstance(s, int) and not isinstance(s, bool) and s > 0
+                                                      for s in shape)):
+        raise ModelFileError(f"{path!r}: input_shape must be a list of positive integers, found {shape!r}")
+    return tuple(shape)
+
+
+def _dtype(arch: dict, path):
+    try:
+        dtype = np.dtype(arch.get("dtype") or "float32")
+    except TypeError:
+        dtype = None
+    if dtype is None or dtype.kind != "f":
+        raise ModelFileError(f"{path!r}: dtype must be a float type, found {arch.get('dtype')!r}")
+    return dtype
+
+
 def build_model(arch: dict, arrays: dict, path="<memory>"):
+    """The model an architecture dict and its arrays describe; every part is checked first
+    (layer classes and arguments, input shape, dtype, memory, array shapes, dtypes and values)."""
     from . import losses
     from .model import Sequential
 
-    layers = []
-    for spec in arch["layers"]:
-        cls = LAYERS.get(spec["class"])
-        if cls is None:
-            raise ModelFileError(f"{path!r} uses unknown layer class {spec['class']!r}")
-        layers.append(cls(**spec["config"]))
-    model = Sequential(layers, name=arch.get("name"), dtype=arch.get("dtype"))
-    model.build(arch["input_shape"])
+    layers = _layers_from_arch(arch, path)
+    info = arch.get("info", {})
+    if not isinstance(info, dict):
+        raise ModelFileError(f"{path!r}: 'info' must be a JSON object")
+    try:
+        model = Sequential(layers, name=arch.get("name"), dtype=_dtype(arch, path))
+        model.build(_input_shape(arch, path))
+    except ScratchnnError as e:
+        raise ModelFileError(f"{path!r}: {e}") from None
+    model.info = info
+    expected = set()
     for l in model.layers:
         for kind, d in (("param", l.params), ("buffer", l.buffers)):
             for k in d:
                 key = f"{kind}/{l.name}/{k}"
+                expected.add(key)
                 if key not in arrays:
                     raise ModelFileError(f"{path!r} lacks {key}")
-                if arrays[key].shape != d[k].shape:
-                    raise ModelFileError(f"{path!r}: {key} has shape {arrays[key].shape}, the architecture "
+                a = arrays[key]
+                if a.shape != d[k].shape:
+                    raise ModelFileError(f"{path!r}: {key} has shape {a.shape}, the architecture "
                                          f"needs {d[k].shape}")
-                d[k][...] = arrays[key]
+                if a.dtype.kind not in "fiu":
+                    raise ModelFileError(f"{path!r}: {key} has dtype {a.dtype}, expected a float array")
+                if not np.all(np.isfinite(a)):
+                    raise ModelFileError(f"{path!r}: {key} holds NaN or infinite values")
+                d[k][...] = a
+    unknown = sorted(k for k in arrays if k.startswith(("param/", "buffer/")) and k not in expected)
+    if unknown:
+        raise ModelFileError(f"{path!r}: entries that no layer uses: {', '.join(unknown[:5])}")
     if arch.get("loss"):
-        model.loss = losses.get(arch["loss"])
+        try:
+            model.loss = losses.get(arch["loss"])
+        except (ScratchnnError, TypeError) as e:
+            raise ModelFileError(f"{path!r}: loss {arch['loss']!r}: {e}") from None
     return model
 
 
@@ -159,7 +262,11 @@ def _deserialize_optimizer(spec: dict):
         raise ModelFileError(f"checkpoint names unknown optimizer {spec['class']!r}")
     config = dict(spec["config"])
     if spec.get("schedule"):
-        config["lr"] = getattr(schedules, spec["schedule"]["class"])(**spec["schedule"]["config"])
+        name = spec["schedule"]["class"]
+        sched = next((c for c in schedules.SCHEDULES.values() if c.__name__ == name), None)
+        if sched is None:
+            raise ModelFileError(f"checkpoint names unknown schedule {name!r}")
+        config["lr"] = sched(**spec["schedule"]["config"])
     return cls(**config)
 
 
@@ -184,8 +291,14 @@ def load_checkpoint(path):
     if ck is None:
         raise ModelFileError(f"{os.fspath(path)!r} is a model file, not a checkpoint (no optimizer state)")
     model = build_model(arch, arrays, path)
-    model.optimizer = _deserialize_optimizer(ck["optimizer"])
-    model.optimizer.load_state_dict({k[len("optimizer/"):]: v for k, v in arrays.items()
-                                     if k.startswith("optimizer/")})
-    _set_rng_states(model, ck["rng"])
+    try:  # anything wrong below is a damaged checkpoint, said in one line
+        if not (isinstance(ck, dict) and isinstance(ck.get("epoch"), int) and ck["epoch"] >= 0
+                and isinstance(ck.get("history"), dict)):
+            raise ModelFileError("its epoch or history is missing or malformed")
+        model.optimizer = _deserialize_optimizer(ck["optimizer"])
+        model.optimizer.load_state_dict({k[len("optimizer/"):]: v for k, v in arrays.items()
+                                         if k.startswith("optimizer/")})
+        _set_rng_states(model, ck["rng"])
+    except (ScratchnnError, TypeError, ValueError, KeyError, AttributeError) as e:
+        raise ModelFileError(f"checkpoint {os.fspath(path)!r} is damaged: {e}") from None
     return model, ck

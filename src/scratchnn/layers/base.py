@@ -14,6 +14,7 @@ straight into that parameter (one BLAS call) instead of filling ``grads``.
 from __future__ import annotations
 
 import copy
+import inspect
 
 import numpy as np
 
@@ -22,6 +23,8 @@ from ..errors import InvalidArgumentError, StateError
 
 #: name -> Layer subclass, filled automatically; used to rebuild saved models.
 LAYERS: dict[str, type] = {}
+#: constructor arguments that make a layer build at once (``Dense(10, in_features=784)``)
+DECLARED_INPUT_KEYS = ("in_features", "in_channels")
 
 
 class Layer:
@@ -85,9 +88,33 @@ class Layer:
         """Shape of the output for an input of ``input_shape`` (batch axis excluded)."""
         return tuple(input_shape)
 
+    def param_shapes(self, input_shape: tuple) -> dict:
+        """``{key: shape}`` of the parameters ``build(input_shape)`` would create, without creating them
+        (a model's memory is checked with it before anything is allocated). Layers with parameters override it."""
+        return {}
+
     def get_config(self) -> dict:
         """JSON-serialisable constructor arguments (used by save/load)."""
         return {"name": self.name, "trainable": self.trainable}
+
+    @classmethod
+    def from_config(cls, config: dict) -> "Layer":
+        """A layer from ``get_config()``'s dict, with nothing allocated yet.
+
+        A declared input size (``in_features``, ``in_channels``) is kept and checked when the layer is
+        built, instead of building the layer right away, so a model's size can be checked first.
+        """
+        config = dict(config)
+        accepted = [k for k in inspect.signature(cls.__init__).parameters if k != "self"]
+        unknown = [k for k in config if k not in accepted]
+        if unknown and "kwargs" not in accepted:
+            raise InvalidArgumentError(f"{cls.__name__}: unknown argument(s) {', '.join(map(repr, unknown))}; "
+                                       f"it takes {', '.join(accepted)}")
+        declared = {k: config.pop(k) for k in DECLARED_INPUT_KEYS if config.get(k) is not None}
+        layer = cls(**config)
+        for k, v in declared.items():
+            setattr(layer, k, check_positive_int(cls.__name__, k, v))
+        return layer
 
     @property
     def label(self) -> str:

@@ -97,6 +97,10 @@ class Conv2D(Layer):
         self._create_params(dtype)
         super().build(input_shape, dtype)
 
+    def param_shapes(self, input_shape):
+        c = int(input_shape[0]) if len(input_shape) else 1
+        return {"W": (self.filters, c, *self.kernel_size), **({"b": (self.filters,)} if self.use_bias else {})}
+
     def _check_per_sample_shape(self, input_shape):
         if len(input_shape) != 3:
             raise InvalidArgumentError(

@@ -67,6 +67,10 @@ class Dense(Layer):
             self.grads["b"] = np.zeros(self.units, dtype=dtype)
         super().build(input_shape, dtype)
 
+    def param_shapes(self, input_shape):
+        n_in = int(input_shape[-1]) if len(input_shape) else 1
+        return {"W": (n_in, self.units), **({"b": (self.units,)} if self.use_bias else {})}
+
     def output_shape(self, input_shape):
         return (self.units,)
 

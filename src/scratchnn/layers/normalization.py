@@ -48,6 +48,10 @@ class BatchNorm(Layer):
         self.buffers = {"running_mean": np.zeros(c, dtype=dtype), "running_var": np.ones(c, dtype=dtype)}
         super().build(input_shape, dtype)
 
+    def param_shapes(self, input_shape):
+        c = int(input_shape[0]) if len(input_shape) else 1
+        return {"gamma": (c,), "beta": (c,)}
+
     def _check_ndim(self, ndim, shape):
         if ndim < 2 or (self.required_ndim is not None and ndim != self.required_ndim):
             want = f"{self.required_ndim}-D" if self.required_ndim else "at least 2-D"
