@@ -3,10 +3,12 @@ import functools
 import gzip
 import hashlib
 import http.server
+import re
 import shutil
 import socket
 import sys
 import threading
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +16,7 @@ import pytest
 
 from scratchnn import datasets
 from scratchnn.datasets import idx, mnist
+from scratchnn.errors import DataFormatError, MissingFileError, ScratchnnError
 from scratchnn.datasets import (
     DatasetNotFoundError, IDXFormatError, Standardizer, load_dataset, load_digits, load_fashion_mnist,
     load_mnist, load_spiral, one_hot, read_idx, scale, standardize, train_val_split, write_idx,
@@ -96,16 +99,6 @@ def test_idx_trailing_bytes(tmp_path):
             read_idx(path)
 
 
-def test_idx_truncated_gz_names_file(tmp_path):
-    path = tmp_path / "t.gz"
-    rng = np.random.default_rng(0)
-    write_idx(path, rng.integers(0, 256, (50, 28, 28), dtype=np.uint8), gz=True)
-    path.write_bytes(path.read_bytes()[:-5000])
-    with pytest.raises(IDXFormatError, match="gzip stream is truncated") as e:
-        read_idx(path)
-    assert str(path) in str(e.value)
-
-
 def test_idx_gz_of_truncated_content(tmp_path):
     path = tmp_path / "short.gz"
     path.write_bytes(gzip.compress(bytes([0, 0, 8, 2, 0, 0, 0, 10, 0, 0, 0, 10]) + b"\0" * 42))
@@ -114,27 +107,116 @@ def test_idx_gz_of_truncated_content(tmp_path):
 
 
 @pytest.mark.parametrize("content, message", [
-    (b"\x01\x02\x08\x01\x00\x00\x00\x01\x05", "bad magic number 0x01020801"),
-    (b"<html>404 Not Found</html>", "bad magic number"),
+    (b"\x01\x02\x08\x01\x00\x00\x00\x01\x05", r"bad magic number: the file starts with bytes 01 02 08 01"),
     (b"\x00\x00\x07\x01\x00\x00\x00\x01\x05", "unknown data type code 0x07"),
     (b"\x00\x00\x08\x00", "0 dimensions"),
-    (b"\x00\x00\x08\x03\x00\x00\x00\x01", "declares 3 dimensions"),
-    (b"\x00\x00", "too short"),
-    (b"", "too short"),
+    (b"\x00\x00", "file is 2 bytes long, too short for the 4-byte magic number"),
 ])
 def test_idx_malformed(tmp_path, content, message):
     path = tmp_path / "bad-file"
     path.write_bytes(content)
-    with pytest.raises(ValueError, match=message) as e:
+    with pytest.raises(IDXFormatError, match=message) as e:
         read_idx(path)
     assert str(path) in str(e.value)
 
 
-def test_idx_corrupt_gzip_data(tmp_path):
-    path = tmp_path / "c.gz"
-    path.write_bytes(b"\x1f\x8b" + b"garbage" * 20)
-    with pytest.raises(IDXFormatError, match=r"c\.gz"):
+# A small valid IDX file (4 random 28x28 uint8 images): 16 header bytes + 3136 data bytes.
+SMALL_IMAGES = np.random.default_rng(0).integers(0, 256, (4, 28, 28), dtype=np.uint8)
+SMALL_RAW = bytes([0, 0, 8, 3]) + np.array([4, 28, 28], ">u4").tobytes() + SMALL_IMAGES.tobytes()
+SMALL_GZ = gzip.compress(SMALL_RAW, mtime=0)  # random data: deflate stores it, about 3175 bytes
+
+
+def _write(content):
+    """A bad-file maker: write ``content`` to the path."""
+    return lambda path: path.write_bytes(content)
+
+
+BAD_FILES = {  # case -> (how to make the file at `path`, what the message must say)
+    "empty": (_write(b""), r"file is empty \(0 bytes\)"),
+    "truncated-header": (_write(SMALL_RAW[:10]),
+                         r"header declares 3 dimensions \(12 bytes\) but only 6 bytes follow"),
+    "truncated-data": (_write(SMALL_RAW[:16 + 100]),
+                       r"expected 3136 bytes of data for shape \(4, 28, 28\) and dtype uint8, found 100 "
+                       r"\(file is truncated\)"),
+    "trailing-bytes": (_write(SMALL_RAW + b"xx"), r"expected 3136 bytes of data.*found 3138 \(trailing bytes"),
+    "truncated-gzip": (_write(SMALL_GZ[:1500]),
+                       r"gzip stream ends early, after \d+ decompressed bytes of the 3152 its header declares: "
+                       r"the file is truncated"),
+    "gzip-cut-in-its-header": (_write(SMALL_GZ[:5]),
+                               r"gzip stream ends early, after 0 decompressed bytes: the file is truncated"),
+    "gzip-without-end-marker": (_write(SMALL_GZ[:-8]),
+                                r"gzip stream ends early, after 3152 decompressed bytes of the 3152"),
+    "corrupt-gzip": (_write(SMALL_GZ[:10] + b"\xff" * 8 + SMALL_GZ[18:]),
+                     r"gzip stream is corrupt after 0 decompressed bytes \(.*invalid block type\)"),
+    "gzip-bad-checksum": (_write(SMALL_GZ[:-8] + bytes(4) + SMALL_GZ[-4:]),
+                          r"gzip stream is corrupt after 3152 decompressed bytes .*CRC check failed"),
+    "gzip-garbage": (_write(b"\x1f\x8b" + b"garbage" * 20),
+                     r"gzip stream is corrupt after 0 decompressed bytes \(Unknown compression method\)"),
+    "gzip-of-nothing": (_write(gzip.compress(b"")),
+                        r"decompressed content is 0 bytes long, too short for the 4-byte magic number"),
+    "wrong-magic-html": (_write(b"<html>404 Not Found</html>"),
+                         r"bad magic number: the file starts with bytes 3c 68 74 6d \(b'<htm'\)"),
+    "wrong-magic-gzipped-png": (_write(gzip.compress(b"\x89PNG\r\n\x1a\n" + bytes(20))),
+                                r"the decompressed content starts with bytes 89 50 4e 47 \(b'\\x89PNG'\)"),
+    "directory": (lambda path: path.mkdir(), r"is a directory, expected an IDX file"),
+}
+
+
+@pytest.mark.parametrize("case", BAD_FILES)
+def test_idx_bad_file_raises_clear_error(tmp_path, case):
+    make, message = BAD_FILES[case]
+    path = tmp_path / "train-images-idx3-ubyte.gz"
+    make(path)
+    with pytest.raises(IDXFormatError) as e:
         read_idx(path)
+    assert isinstance(e.value, DataFormatError) and isinstance(e.value, ScratchnnError)
+    assert f"invalid IDX file '{path}': " in str(e.value)
+    assert re.search(message, str(e.value)), str(e.value)
+
+
+@pytest.mark.parametrize("cut", [5, 11, 40, 1000, 2500, len(SMALL_GZ) - 8])
+def test_idx_truncated_gzip_reports_true_byte_count(tmp_path, cut):
+    path = tmp_path / "cut.gz"
+    path.write_bytes(SMALL_GZ[:cut])
+    truth = len(zlib.decompressobj(wbits=31).decompress(SMALL_GZ[:cut]))  # what can be decompressed
+    with pytest.raises(IDXFormatError, match=rf"gzip stream ends early, after {truth} decompressed bytes"):
+        read_idx(path)
+
+
+def test_idx_no_raw_exception_for_any_truncation_or_byte_flip(tmp_path):
+    """Every prefix, and every one-byte change, of a raw and a gzip IDX file either reads or raises
+    an IDXFormatError naming the file: never an OSError, EOFError, zlib.error or numpy error."""
+    raw = bytes([0, 0, 8, 3, 0, 0, 0, 2, 0, 0, 0, 3, 0, 0, 0, 4]) + bytes(range(24))
+    path = tmp_path / "f"
+    for good in (raw, gzip.compress(raw, mtime=0)):
+        variants = [good[:n] for n in range(len(good))]
+        variants += [good[:i] + bytes([good[i] ^ 0xFF]) + good[i + 1:] for i in range(len(good))]
+        for content in variants:
+            path.write_bytes(content)
+            try:
+                read_idx(path)
+            except IDXFormatError as e:
+                assert f"'{path}'" in str(e)
+
+
+def test_idx_missing_file(tmp_path):
+    path = tmp_path / "nope-idx1-ubyte"
+    with pytest.raises(MissingFileError, match=f"IDX file '{re.escape(str(path))}' does not exist") as e:
+        read_idx(path)
+    assert isinstance(e.value, FileNotFoundError)
+
+
+def test_idx_unreadable_file(tmp_path, monkeypatch):
+    path = tmp_path / "locked"
+    write_idx(path, np.zeros(3, np.uint8))
+
+    def denied(p):
+        raise PermissionError(13, "Permission denied", p)
+
+    monkeypatch.setattr(idx, "is_gzip", denied)  # chmod does not stop root, which may run the tests
+    with pytest.raises(PermissionError, match="permission denied: cannot read this IDX file") as e:
+        read_idx(path)
+    assert e.value.filename == str(path)
 
 
 def test_idx_huge_declared_size_in_small_gz(tmp_path):
@@ -417,12 +499,64 @@ def test_verify_local_files(tmp_path, fake, monkeypatch):
     load_mnist(e, download=False, verify=True)
 
 
-def test_images_labels_mismatch(tmp_path):
+def _labels(*changes, n=20):
+    """``n`` zero labels with ``changes`` = (index, value) pairs applied."""
+    y = np.zeros(n, np.uint8)
+    for i, v in changes:
+        y[i] = v
+    return y
+
+
+BAD_SETS = {  # case -> (how to spoil the fake set in `d`, files the message names, what it must say)
+    "label-42": (lambda d: write_idx(d / f"{FILES[1]}.gz", _labels((17, 42)), gz=True), [FILES[1]],
+                 r"labels file '[^']*train-labels-idx1-ubyte\.gz': label 42 at index 17 is outside 0-9 for MNIST"),
+    "label-255": (lambda d: write_idx(d / f"{FILES[3]}.gz", _labels((3, 255), (9, 10), n=10), gz=True), [FILES[3]],
+                  r"label 255 at index 3 is outside 0-9 for MNIST \(2 of the 10 labels are out of range\)"),
+    "count-mismatch": (lambda d: write_idx(d / f"{FILES[1]}.gz", _labels(n=19), gz=True), [FILES[0], FILES[1]],
+                       r"MNIST files disagree: images file '[^']*' has 20 images but labels file '[^']*' has 19 labels"),
+    "images-not-28x28": (lambda d: write_idx(d / f"{FILES[2]}.gz", np.zeros((10, 28, 27), np.uint8), gz=True),
+                         [FILES[2]], r"holds uint8 data of shape \(10, 28, 27\), expected uint8 of shape \(N, 28, 28\)"),
+    "labels-int32": (lambda d: write_idx(d / f"{FILES[1]}.gz", np.zeros(20, np.int32), gz=True), [FILES[1]],
+                     r"holds int32 data of shape \(20,\), expected uint8 of shape \(N,\)"),
+    "empty-labels": (lambda d: (d / f"{FILES[1]}.gz").write_bytes(b""), [FILES[1]], r"file is empty \(0 bytes\)"),
+    "truncated-gzip-images": (lambda d: (d / f"{FILES[0]}.gz").write_bytes((d / f"{FILES[0]}.gz").read_bytes()[:3000]),
+                              [FILES[0]], r"gzip stream ends early, after \d+ decompressed bytes of the 15696"),
+    "folder-for-labels": (lambda d: ((d / f"{FILES[3]}.gz").unlink(), (d / FILES[3]).mkdir()), [FILES[3]],
+                          r"is a directory, expected an IDX file"),
+}
+
+
+@pytest.mark.parametrize("case", BAD_SETS)
+def test_load_mnist_rejects_bad_files(tmp_path, case):
+    spoil, named, message = BAD_SETS[case]
     d = tmp_path / "d"
     make_fake_set(d)
-    write_idx(d / "train-labels-idx1-ubyte.gz", np.zeros(19, np.uint8), gz=True)
-    with pytest.raises(ValueError, match="20 images but .*19 labels"):
+    spoil(d)
+    with pytest.raises(DataFormatError) as e:
         load_mnist(d, download=False)
+    msg = str(e.value)
+    assert isinstance(e.value, ScratchnnError) and isinstance(e.value, ValueError)
+    for name in named:
+        assert str(d / name) in msg
+    assert re.search(message, msg), msg
+
+
+def test_load_mnist_folder_for_a_file_is_reported_even_with_verify_and_download(tmp_path, fake):
+    d = tmp_path / "d"
+    make_fake_set(d)
+    (d / f"{FILES[0]}.gz").unlink()
+    (d / f"{FILES[0]}.gz").mkdir()  # e.g. an archive unpacked into a folder of the file's name
+    with pytest.raises(IDXFormatError, match=rf"'{re.escape(str(d / FILES[0]))}\.gz': is a directory"):
+        load_mnist(d, verify=True, progress=False)  # not "not found", and no download attempted
+
+
+def test_fashion_mnist_labels_are_range_checked(tmp_path):
+    d = tmp_path / "fashion-mnist"
+    make_fake_set(d)
+    write_idx(d / f"{FILES[3]}.gz", _labels((0, 10), n=10), gz=True)
+    with pytest.raises(DataFormatError, match=r"label 10 at index 0 is outside 0-9 for Fashion-MNIST") as e:
+        load_fashion_mnist(tmp_path, download=False)
+    assert str(d / f"{FILES[3]}.gz") in str(e.value)
 
 
 @pytest.mark.skipif(not REAL_MNIST.is_dir(), reason="real MNIST not available")

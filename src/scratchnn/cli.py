@@ -138,9 +138,13 @@ def resume_run(args):
         if args.resume_epochs < ck["epoch"]:
             raise UsageError(f"--epochs {args.resume_epochs}: the run already finished {ck['epoch']} epochs")
         settings["epochs"] = args.resume_epochs
+    if ck["epoch"] >= settings["epochs"]:
+        print(f"{out} already finished its {ck['epoch']} epochs; pass --epochs N (more than {ck['epoch']}) to train "
+              "further")
+        return 0
     a = cfg["args"]
-    data = recipe.load_data(a.get("dataset", "mnist"), args.data_dir or a.get("data_dir"), a.get("limit"),
-                            a.get("val_size"), a.get("seed", 0), progress=not args.quiet, label=flag)
+    data = recipe.load_data(settings["dataset"], args.data_dir or a.get("data_dir"), a.get("limit"),
+                            a.get("val_size"), settings["seed"], progress=not args.quiet, label=flag)
     if tuple(model.input_shape) != data.X_train.shape[1:]:
         raise InvalidArgumentError(f"{ck_path}: the model takes inputs of shape {tuple(model.input_shape)}, the data "
                                    f"set's are {data.X_train.shape[1:]}")
@@ -185,7 +189,11 @@ def fit_run(args, out, model, data, settings, start, prior):
         raise TrainingDivergedError(f"{e}; {where}") from None
     history = checkpoint.history()
     final = saving.load(best_path) if os.path.exists(best_path) else model
-    test = final.evaluate(data.X_test, data.y_test) if len(data.X_test) else None
+    with np.errstate(over="ignore", invalid="ignore"):
+        test = final.evaluate(data.X_test, data.y_test) if len(data.X_test) else None
+    if test is not None and not np.isfinite(test["loss"]):
+        raise TrainingDivergedError(f"the chosen model's test loss is {test['loss']}: its weights grew too large "
+                                    f"(try a smaller --lr or penalty); its files are in {out}")
     if test is not None:
         test["epoch_chosen"] = int(np.argmax(history["val_accuracy"])) + 1
     runs.write_metrics(out, history, test)
@@ -413,6 +421,7 @@ def make_parser():
                                    "run takes ~15 min on 2 cores; --quick a few minutes.")
     add_arguments(b, os.path.join("scratchnn-bench", "bench.json"))
     b.set_defaults(func=cmd_bench)
+    p.commands = sub.choices
     return p
 
 
@@ -424,7 +433,12 @@ def _user_path_error(e: OSError) -> bool:
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else list(argv)
     parser = make_parser()
-    args = parser.parse_args(argv)
+    try:
+        args, extra = parser.parse_known_args(argv)
+        if extra:  # said by the command's own parser: "scratchnn train: error: unrecognized arguments"
+            parser.commands[args.command].error(f"unrecognized arguments: {' '.join(extra)}")
+    except SystemExit as e:  # --help (0) or a flag argparse refused (2, message already printed)
+        return e.code
     if args.command == "train":  # --epochs means "the new total" with --resume, a setting otherwise
         args.resume_epochs = args.epochs if args.resume else None
         if args.resume:

@@ -11,6 +11,7 @@ import os
 import numpy as np
 
 from .errors import InvalidArgumentError
+from .saving import NPZ_READ_ERRORS
 
 IMAGE_TYPES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff")
 
@@ -45,7 +46,7 @@ def read_array(path, want) -> np.ndarray:
     """A ``.npy`` array as a float32 batch of samples of shape ``want``."""
     try:
         a = np.load(path, allow_pickle=False)
-    except (ValueError, OSError, EOFError) as e:
+    except NPZ_READ_ERRORS as e:
         raise InvalidArgumentError(f"{path}: not a readable .npy array ({' '.join(str(e).split())})") from None
     if not isinstance(a, np.ndarray) or a.dtype.kind not in "biuf":
         raise InvalidArgumentError(f"{path}: expected a numeric array, found {getattr(a, 'dtype', type(a))}")

@@ -283,7 +283,7 @@ class Sequential:
         Raises:
             ValueError: before training, naming a NaN/inf entry of ``X`` or of float targets, a
                 label out of range, or mismatched lengths.
-            TrainingDivergedError: when the loss stops being finite.
+            TrainingDivergedError: when the training or validation loss stops being finite.
         """
         self._require_compiled("fit")
         X, y = self._prepare(X, y, "X")
@@ -346,6 +346,12 @@ class Sequential:
                         logs["accuracy"] = correct / n
                     if Xv is not None:
                         logs.update({f"val_{k}": v for k, v in self._evaluate(Xv, yv).items()})
+                        if not math.isfinite(logs["val_loss"]):  # the weights overflow on held-out data
+                            error = TrainingDivergedError(
+                                f"validation loss became {logs['val_loss']} after epoch {epoch + 1}; training "
+                                "stopped (try a smaller learning rate or penalty, or check the inputs' scale)")
+                            error.epoch, error.batch = epoch + 1, None
+                            raise error
                     logs["time"] = time.perf_counter() - t0
                     cbs.on_epoch_end(epoch, logs)
                     if self.stop_training:
@@ -408,9 +414,11 @@ class Sequential:
         for layer in penalized:
             loss += layer.penalty()
         if not math.isfinite(loss):
-            raise TrainingDivergedError(
+            error = TrainingDivergedError(
                 f"loss became {loss} at epoch {epoch + 1}, batch {batch + 1}; "
                 "training stopped (try a smaller learning rate, or check the inputs' scale)")
+            error.epoch, error.batch = epoch + 1, batch + 1  # 1-based, as in the message
+            raise error
         if split:  # the same three steps, layers shared out among the threads
             self._replicas.update(self.optimizer)
             return loss, hits

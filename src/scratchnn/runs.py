@@ -80,6 +80,19 @@ def read_config(run) -> dict:
         raise InvalidArgumentError(f"{path}: not valid JSON ({e})") from None
     if not (isinstance(cfg, dict) and isinstance(cfg.get("args"), dict) and isinstance(cfg.get("settings"), dict)):
         raise InvalidArgumentError(f"{path}: not a scratchnn run configuration (needs 'args' and 'settings')")
+    from . import recipe
+
+    cfg["settings"] = recipe.check_settings(cfg["settings"], label=lambda k: f"{path}: settings.{k}")
+    missing = [k for k in ("dataset", "model", "epochs", "batch_size", "optimizer", "lr", "seed")
+               if k not in cfg["settings"]]
+    if missing:
+        raise InvalidArgumentError(f"{path}: settings lack {', '.join(missing)}")
+    args = cfg["args"]
+    for k in ("limit", "val_size"):
+        if args.get(k) is not None:
+            args[k] = recipe.check_setting(k, args[k], f"{path}: args.{k}")
+    if not isinstance(args.get("data_dir") or "", str) or not isinstance(args.get("no_plots", False), bool):
+        raise InvalidArgumentError(f"{path}: args.data_dir must be a path and args.no_plots true or false")
     return cfg
 
 

@@ -18,7 +18,6 @@ import json
 import os
 import tempfile
 import zipfile
-import zlib
 
 import numpy as np
 
@@ -26,6 +25,10 @@ from .layers.base import LAYERS
 from .errors import ModelFileError, ScratchnnError, StateError
 
 FORMAT_VERSION = 1
+#: what reading a damaged .npz raises: zipfile and NumPy fail in many ways (a bad zip, CRC or array
+#: header, a tokenizer error inside the header parser, a huge shape); inside a read of the user's file
+#: each of them means the file is damaged, so all are caught there
+NPZ_READ_ERRORS = (Exception,)
 #: name prefix of the temporary files of an unfinished save (never read as a model)
 TEMP_PREFIX = ".tmp-"
 
@@ -126,7 +129,7 @@ def read_npz(path) -> tuple[dict, dict]:
             arrays = {k: z[k] for k in z.files}
     except ModelFileError:
         raise
-    except (zipfile.BadZipFile, ValueError, OSError, EOFError, KeyError, zlib.error, NotImplementedError) as e:
+    except NPZ_READ_ERRORS as e:
         raise ModelFileError(f"model file {path!r} is not a readable .npz ({type(e).__name__}: {e})") from None
     if "__scratchnn__" not in arrays:
         raise ModelFileError(f"{path!r} is an .npz file but not a scratchnn model (no __scratchnn__ entry)")

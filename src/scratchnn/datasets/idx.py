@@ -13,7 +13,7 @@ import os
 import zlib
 
 import numpy as np
-from ..errors import DataFormatError, InvalidArgumentError
+from ..errors import DataFormatError, InvalidArgumentError, MissingFileError
 
 __all__ = ["IDXFormatError", "read_idx", "write_idx", "is_gzip"]
 
@@ -47,6 +47,28 @@ def is_gzip(path) -> bool:
         return f.read(2) == _GZIP_MAGIC
 
 
+def _check_file(path):
+    """Make sure ``path`` is a non-empty readable file; return True when it is gzip-compressed.
+
+    Raises:
+        IDXFormatError: ``path`` is a directory or an empty file.
+        MissingFileError (a FileNotFoundError): ``path`` does not exist.
+        PermissionError: ``path`` cannot be read; the message says so and names the file.
+    """
+    if os.path.isdir(path):
+        raise IDXFormatError(path, "is a directory, expected an IDX file")
+    try:
+        size = os.path.getsize(path)
+        gz = is_gzip(path)
+    except FileNotFoundError:
+        raise MissingFileError(f"IDX file '{path}' does not exist") from None
+    except PermissionError as e:
+        raise PermissionError(e.errno, "permission denied: cannot read this IDX file", path) from None
+    if size == 0:
+        raise IDXFormatError(path, "file is empty (0 bytes)")
+    return gz
+
+
 def _read_exact(f, n):
     """Read up to ``n`` bytes, looping over short reads; returns fewer only at end of file."""
     parts, got = [], 0
@@ -59,14 +81,18 @@ def _read_exact(f, n):
     return b"".join(parts)
 
 
-def _parse_header(f, path):
-    """Read and validate the header from the open stream; return (dtype, shape, header_size)."""
+def _parse_header(f, path, what="file"):
+    """Read and validate the header from the open stream; return (dtype, shape, header_size).
+
+    ``what`` names the stream in messages: ``"file"`` or ``"decompressed content"``.
+    """
     magic = _read_exact(f, 4)
     if len(magic) < 4:
-        raise IDXFormatError(path, f"file is {len(magic)} bytes long, too short for the 4-byte magic number")
+        raise IDXFormatError(path, f"{what} is {len(magic)} bytes long, too short for the 4-byte magic number")
     if magic[0] != 0 or magic[1] != 0:
         raise IDXFormatError(
-            path, f"bad magic number 0x{magic.hex()}: the first two bytes must be zero (is this an IDX file?)"
+            path, f"bad magic number: the {what} starts with bytes {magic.hex(' ')} ({magic!r}), but an IDX "
+            f"file starts with 00 00 <type code> <ndim> (is this an IDX file?)"
         )
     code, ndim = magic[2], magic[3]
     if code not in IDX_DTYPES:
@@ -91,6 +117,76 @@ def _size_error(path, expected, found, shape, dtype):
     )
 
 
+def _read_data(f, path, dtype, shape):
+    """Read the data that follows the header into a new array in native byte order.
+
+    Reads straight into the output buffer, then makes sure nothing follows the data.
+
+    Raises:
+        IDXFormatError: the stream holds fewer or more bytes than ``shape`` and ``dtype`` need.
+    """
+    expected = math.prod(shape) * dtype.itemsize
+    out = np.empty(shape, dtype=dtype.newbyteorder("="))
+    buf = memoryview(out.reshape(-1).view(np.uint8))
+    got = 0
+    while got < expected:
+        n = f.readinto(buf[got:])
+        if not n:
+            break
+        got += n
+    extra = 0
+    if got == expected:
+        while chunk := f.read(_CHUNK):
+            extra += len(chunk)
+    if got != expected or extra:
+        raise _size_error(path, expected, got + extra, shape, dtype)
+    if not dtype.isnative:
+        out.byteswap(inplace=True)  # big-endian bytes -> native values
+    return out
+
+
+def _read_raw(path, mmap):
+    """Read an uncompressed IDX file (see ``read_idx``); the data size is checked before reading."""
+    with open(path, "rb") as f:
+        dtype, shape, header = _parse_header(f, path)
+        expected = math.prod(shape) * dtype.itemsize
+        found = os.path.getsize(path) - header
+        if found != expected:
+            raise _size_error(path, expected, found, shape, dtype)
+        if mmap:
+            return np.memmap(path, dtype=dtype, mode="r", offset=header, shape=shape)
+        return _read_data(f, path, dtype, shape)
+
+
+def _read_gzip(path):
+    """Read a gzip-compressed IDX file (see ``read_idx``).
+
+    A gzip stream that stops early, or that cannot be decompressed, raises an IDXFormatError
+    saying how many bytes were decompressed before the problem.
+    """
+    declared = ""  # what the header promises, once it has been read
+    with gzip.open(path, "rb") as f:
+        try:
+            dtype, shape, header = _parse_header(f, path, what="decompressed content")
+            expected = math.prod(shape) * dtype.itemsize
+            declared = f" of the {header + expected} its header declares"
+            compressed = os.path.getsize(path)
+            if expected > _MAX_DEFLATE_RATIO * compressed:
+                raise IDXFormatError(
+                    path, f"header declares {expected} bytes of data for shape {shape}, more than a "
+                    f"{compressed}-byte gzip file can hold (corrupt header or truncated file)"
+                )
+            return _read_data(f, path, dtype, shape)
+        except EOFError:
+            raise IDXFormatError(
+                path, f"gzip stream ends early, after {f.tell()} decompressed bytes{declared}: the file is truncated"
+            ) from None
+        except (gzip.BadGzipFile, zlib.error) as e:
+            raise IDXFormatError(
+                path, f"gzip stream is corrupt after {f.tell()} decompressed bytes{declared} ({e})"
+            ) from None
+
+
 def read_idx(path, mmap=False) -> np.ndarray:
     """Read an IDX file (raw or gzip-compressed) into an array.
 
@@ -103,56 +199,22 @@ def read_idx(path, mmap=False) -> np.ndarray:
         Array of the file's shape, in native byte order (unless ``mmap=True``).
 
     Raises:
-        IDXFormatError (a ValueError): bad magic number, unknown type code, truncated
-            header, or a payload whose length is not ``prod(shape) * itemsize``.
+        IDXFormatError (a DataFormatError, so a ValueError): ``path`` is a directory or an empty
+            file; bad magic number, unknown type code, truncated header, or a payload whose
+            length is not ``prod(shape) * itemsize``; a gzip stream that ends early or is
+            corrupt. The message names the file and the problem, with byte counts.
+        MissingFileError (a FileNotFoundError): ``path`` does not exist.
+        PermissionError: ``path`` cannot be read.
+        InvalidArgumentError: ``mmap=True`` for a gzip-compressed file.
     """
     path = os.fspath(path)
-    gz = is_gzip(path)
+    gz = _check_file(path)
     if mmap and gz:
         raise InvalidArgumentError(
             f"cannot memory-map the gzip-compressed file '{path}'; decompress it first "
             f"(e.g. `gunzip -k {path}`) or call read_idx(..., mmap=False)"
         )
-    opener = gzip.open if gz else open
-    got, expected = 0, None
-    try:
-        with opener(path, "rb") as f:
-            dtype, shape, header = _parse_header(f, path)
-            expected = math.prod(shape) * dtype.itemsize
-            if gz and expected > _MAX_DEFLATE_RATIO * os.path.getsize(path):
-                raise IDXFormatError(
-                    path, f"header declares {expected} bytes of data for shape {shape}, more than a "
-                    f"{os.path.getsize(path)}-byte gzip file can hold (corrupt header or truncated file)"
-                )
-            if not gz:
-                found = os.path.getsize(path) - header
-                if found != expected:
-                    raise _size_error(path, expected, found, shape, dtype)
-                if mmap:
-                    return np.memmap(path, dtype=dtype, mode="r", offset=header, shape=shape)
-            # read straight into the output buffer, then make sure nothing follows it
-            out = np.empty(shape, dtype=dtype.newbyteorder("="))
-            buf = memoryview(out.reshape(-1).view(np.uint8))
-            got = 0
-            while got < expected:
-                n = f.readinto(buf[got:])
-                if not n:
-                    break
-                got += n
-            extra = 0
-            if got == expected:
-                while chunk := f.read(_CHUNK):
-                    extra += len(chunk)
-            if got != expected or extra:
-                raise _size_error(path, expected, got + extra, shape, dtype)
-    except EOFError:  # gzip stream cut short
-        where = "inside the header" if expected is None else f"after {got} of the {expected} expected data bytes"
-        raise IDXFormatError(path, f"gzip stream is truncated: it ends {where}") from None
-    except (gzip.BadGzipFile, zlib.error) as e:
-        raise IDXFormatError(path, f"corrupt gzip data ({e})") from None
-    if not dtype.isnative:
-        out.byteswap(inplace=True)  # big-endian bytes -> native values
-    return out
+    return _read_gzip(path) if gz else _read_raw(path, mmap)
 
 
 def write_idx(path, array, gz=False):

@@ -15,7 +15,8 @@ A download is written to a temporary file next to its destination, checked again
 published md5 of the gz file *or* of its decompressed content, and only then renamed into
 place; a failed download never touches any other file. Local files are checked only when
 ``verify=True`` (an md5 over the file, about 0.2 s for all of MNIST); they are always
-checked for IDX well-formedness when read.
+checked when read: IDX well-formedness, images of shape (N, 28, 28), labels in 0-9, and as
+many labels as images.
 """
 from __future__ import annotations
 
@@ -31,7 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from .idx import read_idx
-from ..errors import InvalidArgumentError, ScratchnnError
+from ..errors import DataFormatError, ScratchnnError
 
 __all__ = [
     "load_mnist", "load_fashion_mnist", "cache_dir", "DatasetNotFoundError",
@@ -90,6 +91,7 @@ class _Spec:
     mirrors: list
     gz_md5: dict
     raw_md5: dict
+    n_classes: int = 10  # labels must be 0 .. n_classes - 1
 
 
 def _spec(name):
@@ -138,11 +140,16 @@ def _search_dirs(spec, data_dir):
 
 
 def _find(filename, dirs):
+    """The first file ``filename`` or ``filename.gz`` in ``dirs``; else the first *folder* of that
+    name (so reading it says "is a directory" rather than a misleading "not found"); else None."""
+    folder = None
     for d, _ in dirs:
         for candidate in (d / filename, d / f"{filename}.gz"):
             if candidate.is_file():
                 return candidate
-    return None
+            if folder is None and candidate.is_dir():
+                folder = candidate
+    return folder
 
 
 def _md5_file(path):
@@ -285,6 +292,8 @@ def _hint(spec, dirs):
 
 def _verify_local(spec, paths):
     for f, p in paths.items():
+        if p.is_dir():
+            continue  # read_idx reports it
         gz_md5, raw_md5 = spec.gz_md5.get(f), spec.raw_md5.get(f)
         with open(p, "rb") as fh:
             known = (gz_md5 or raw_md5) if fh.read(2) == b"\x1f\x8b" else raw_md5
@@ -294,8 +303,8 @@ def _verify_local(spec, paths):
             continue
         problem = _checksum_problem(p, gz_md5, raw_md5)
         if problem:
-            raise InvalidArgumentError(f"{spec.title} file {p} failed verification: {problem}. "
-                             f"Delete it to download a fresh copy, or load with verify=False.")
+            raise DataFormatError(f"{spec.title} file {p} failed verification: {problem}. "
+                                  f"Delete it to download a fresh copy, or load with verify=False.")
 
 
 def _load(name, data_dir, download, progress, mirrors, verify, timeout):
@@ -328,18 +337,37 @@ def _load(name, data_dir, download, progress, mirrors, verify, timeout):
     return _assemble(spec, paths)
 
 
+def _check_images(X, path, spec):
+    """Raise DataFormatError unless ``X`` (read from ``path``) is uint8 of shape (N, 28, 28)."""
+    if X.ndim != 3 or X.shape[1:] != (28, 28) or X.dtype != np.uint8:
+        raise DataFormatError(f"images file '{path}' holds {X.dtype} data of shape {X.shape}, "
+                              f"expected uint8 of shape (N, 28, 28) for {spec.title}")
+
+
+def _check_labels(y, path, spec):
+    """Raise DataFormatError unless ``y`` (read from ``path``) is uint8 of shape (N,) with every
+    label in 0 .. n_classes - 1; the message names the first bad label and its index."""
+    if y.ndim != 1 or y.dtype != np.uint8:
+        raise DataFormatError(f"labels file '{path}' holds {y.dtype} data of shape {y.shape}, "
+                              f"expected uint8 of shape (N,) for {spec.title}")
+    bad = np.flatnonzero(y >= spec.n_classes)  # uint8: never negative
+    if bad.size:
+        i = int(bad[0])
+        raise DataFormatError(f"labels file '{path}': label {y[i]} at index {i} is outside "
+                              f"0-{spec.n_classes - 1} for {spec.title} "
+                              f"({bad.size} of the {y.size} labels are out of range)")
+
+
 def _assemble(spec, paths):
+    """Read and check the four files; return ``(X_train, y_train), (X_test, y_test)``."""
     def pair(images_name, labels_name):
         ip, lp = paths[images_name], paths[labels_name]
         X, y = read_idx(ip), read_idx(lp)
-        if X.ndim != 3 or X.shape[1:] != (28, 28) or X.dtype != np.uint8:
-            raise InvalidArgumentError(f"{spec.title} images file {ip} holds {X.dtype} data of shape {X.shape}, "
-                             f"expected uint8 of shape (N, 28, 28)")
-        if y.ndim != 1 or y.dtype != np.uint8:
-            raise InvalidArgumentError(f"{spec.title} labels file {lp} holds {y.dtype} data of shape {y.shape}, "
-                             f"expected uint8 of shape (N,)")
+        _check_images(X, ip, spec)
+        _check_labels(y, lp, spec)
         if len(X) != len(y):
-            raise InvalidArgumentError(f"{spec.title} files disagree: {ip} has {len(X)} images but {lp} has {len(y)} labels")
+            raise DataFormatError(f"{spec.title} files disagree: images file '{ip}' has {len(X)} images "
+                                  f"but labels file '{lp}' has {len(y)} labels")
         return X, y.astype(np.int64)
 
     return pair(*FILES[:2]), pair(*FILES[2:])
@@ -370,7 +398,10 @@ def load_mnist(data_dir=None, download=True, progress=True, *, mirrors=None, ver
         DatasetNotFoundError: files missing and download disabled or failed on every mirror;
             the message lists the files, each mirror tried with its error, and where to put
             the files (``--data-dir`` / ``SCRATCHNN_DATA_DIR``).
-        ValueError: a file is malformed or truncated (the message names it) or fails ``verify``.
+        DataFormatError (a ValueError): a file is not valid IDX (truncated, corrupt gzip, a
+            folder, ...), holds images not of shape (N, 28, 28) or labels outside 0-9, the
+            images and labels counts disagree, or a file fails ``verify``; the message names
+            the file and the problem.
     """
     return _load("mnist", data_dir, download, progress, mirrors, verify, timeout)
 

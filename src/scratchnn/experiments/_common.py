@@ -132,7 +132,8 @@ class Context:
         from the test file. In quick mode, without MNIST or scikit-learn, ``allow_spiral``
         returns the 2-D spiral instead.
         """
-        from ..datasets import load_spiral, scale, train_val_split
+        from ..datasets import load_spiral, train_val_split
+        from ..recipe import prepare_images
 
         try:
             (Xtr, ytr), (Xte, yte), name = self.image_source()
@@ -150,7 +151,7 @@ class Context:
         remap[classes] = np.arange(len(classes))  # classes 5..9 become labels 0..4
 
         def prep(X, i):
-            return scale(X[i])[:, None]
+            return prepare_images(X[i])
 
         split = Split(prep(Xtr, tr), remap[ytr[tr]], prep(Xtr, va), remap[ytr[va]], name, len(classes))
         if n_test is not None:
