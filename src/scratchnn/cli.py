@@ -94,8 +94,7 @@ def cmd_train(args):
     settings = {**{k: recipe.DEFAULTS[k] for k in ("dataset", "model", "seed")}, **settings}
     info = recipe.dataset_info(settings["dataset"])
     recipe.check_model(settings, info, label=flag)  # a bad model file costs one line, before the data loads
-    out = args.out or os.path.join("runs", f"{settings['dataset']}-{os.path.basename(str(settings['model']))}-"
-                                           f"{time.strftime('%Y%m%d-%H%M%S')}")
+    out = args.out or new_run_folder(settings)
     runs.prepare_out(out, args.overwrite)
     set_seed(settings["seed"])
     try:
@@ -116,6 +115,17 @@ def cmd_train(args):
     if not args.quiet:
         model.summary()
     return fit_run(args, out, model, data, settings, start=0, prior={})
+
+
+def new_run_folder(settings) -> str:
+    """``runs/DATASET-MODEL-TIME``, with a suffix when two runs start in the same second."""
+    base = os.path.join("runs", f"{settings['dataset']}-{os.path.splitext(os.path.basename(str(settings['model'])))[0]}-"
+                                f"{time.strftime('%Y%m%d-%H%M%S')}")
+    out, i = base, 1
+    while os.path.exists(out):
+        i += 1
+        out = f"{base}-{i}"
+    return out
 
 
 def resume_run(args):
