@@ -10,6 +10,8 @@ import scratchnn
 from scratchnn import cli
 from scratchnn.model import Sequential
 
+from helpers import write_mnist_files
+
 SHARED_MNIST = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "mnist")
 
 
@@ -136,21 +138,9 @@ def test_mnist_small_run_with_plots(tmp_path):
     assert {"first_layer_weights.png", "misclassified.png"} <= set(os.listdir(tmp_path / "m" / "plots"))
 
 
-def fake_image_set(root, n_train=300, n_test=50, seed=0):
-    """Small random 28x28 IDX files in MNIST's layout under ``root``."""
-    from scratchnn.datasets import write_idx
-
-    rng = np.random.default_rng(seed)
-    root.mkdir(parents=True)
-    for name, shape in [("train-images-idx3-ubyte", (n_train, 28, 28)), ("t10k-images-idx3-ubyte", (n_test, 28, 28))]:
-        write_idx(root / f"{name}.gz", rng.integers(0, 256, shape, dtype=np.uint8), gz=True)
-    for name, n in [("train-labels-idx1-ubyte", n_train), ("t10k-labels-idx1-ubyte", n_test)]:
-        write_idx(root / f"{name}.gz", rng.integers(0, 10, n, dtype=np.uint8), gz=True)
-
-
 def test_fashion_mnist_preset_code_path(tmp_path, monkeypatch):
     """The Fashion-MNIST run works end to end on small files in its folder layout."""
-    fake_image_set(tmp_path / "data" / "fashion-mnist")
+    write_mnist_files(tmp_path / "data" / "fashion-mnist")
     monkeypatch.setenv("SCRATCHNN_DATA_DIR", str(tmp_path / "data"))
     code = cli.main(["train", "--dataset", "fashion-mnist", "--model", "fashion-mlp", "--epochs", "1",
                      "--val-size", "50", "--out", str(tmp_path / "f"), "--quiet"])
@@ -161,7 +151,7 @@ def test_fashion_mnist_preset_code_path(tmp_path, monkeypatch):
 
 
 def test_cnn_run_plots_filters_and_feature_maps(tmp_path):
-    fake_image_set(tmp_path / "mnist", n_train=120, n_test=20)
+    write_mnist_files(tmp_path / "mnist", n_train=120, n_test=20)
     desc = tmp_path / "cnn.yaml"
     desc.write_text("layers:\n  - {type: Conv2D, filters: 4, kernel_size: 3, padding: same}\n  - {type: ReLU}\n"
                     "  - {type: MaxPool2D, pool_size: 2}\n  - {type: Conv2D, filters: 6, kernel_size: 3}\n"

@@ -17,6 +17,8 @@ from scratchnn.datasets import write_idx
 from scratchnn.layers import Dense, Flatten, ReLU
 from scratchnn.model import Sequential
 
+from helpers import write_mnist_files
+
 
 def run(argv, capsys):
     code = cli.main([str(a) for a in argv])
@@ -37,13 +39,7 @@ def world(tmp_path_factory):
     old = Sequential([Dense(8), ReLU(), Dense(3)])
     old.build((2,))
     old.save(root / "no_info.npz")  # as saved by code that records no data set
-    rng = np.random.default_rng(0)
-    mnist = root / "mnist"
-    mnist.mkdir()
-    for name, shape in [("train-images-idx3-ubyte", (60, 28, 28)), ("t10k-images-idx3-ubyte", (20, 28, 28))]:
-        write_idx(mnist / f"{name}.gz", rng.integers(0, 256, shape, dtype=np.uint8), gz=True)
-    for name, n in [("train-labels-idx1-ubyte", 60), ("t10k-labels-idx1-ubyte", 20)]:
-        write_idx(mnist / f"{name}.gz", rng.integers(0, 10, n, dtype=np.uint8), gz=True)
+    write_mnist_files(root / "mnist", n_train=60, n_test=20)
     from PIL import Image
 
     Image.fromarray(np.zeros((56, 14), np.uint8)).save(root / "wide.png")

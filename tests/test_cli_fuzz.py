@@ -13,7 +13,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from scratchnn import cli
-from scratchnn.datasets import write_idx
+
+from helpers import write_mnist_files
 
 FLAGS = ["--optimizer", "--lr", "--momentum", "--schedule", "--schedule-args", "--batch-size", "--l1", "--l2",
          "--max-norm", "--dropout", "--standardize", "--val-size", "--limit", "--seed", "--model", "--out"]
@@ -45,13 +46,7 @@ def home(tmp_path_factory):
     root = tmp_path_factory.mktemp("fuzz")
     assert cli.main(["train", "--dataset", "spiral", "--epochs", "2", "--quiet", "--no-plots",
                      "--out", str(root / "earlier")]) == 0
-    rng = np.random.default_rng(0)
-    mnist = root / "mnist"
-    mnist.mkdir()
-    for name, shape in [("train-images-idx3-ubyte", (40, 28, 28)), ("t10k-images-idx3-ubyte", (10, 28, 28))]:
-        write_idx(mnist / f"{name}.gz", rng.integers(0, 256, shape, dtype=np.uint8), gz=True)
-    for name, n in [("train-labels-idx1-ubyte", 40), ("t10k-labels-idx1-ubyte", 10)]:
-        write_idx(mnist / f"{name}.gz", rng.integers(0, 10, n, dtype=np.uint8), gz=True)
+    write_mnist_files(root / "mnist", n_train=40, n_test=10)
     (root / "net.toml").write_text('[[layers]]\ntype = "Dense"\nunits = 8\n[[layers]]\ntype = "ReLU"\n'
                                    '[[layers]]\ntype = "Dense"\nunits = "classes"\n[train]\noptimizer = "adam"\n'
                                    'lr = 0.01\nbatch_size = 16\n')
