@@ -2,8 +2,11 @@
 
 Every configuration is sampled up front from ``seed`` (Bergstra & Bengio 2012: random search
 beats a grid when only a few hyperparameters matter), each trial trains once, and the winner is
-chosen on one held-out validation metric, ``val_accuracy`` (never on test data). Results are
-rewritten after every finished trial, so an interrupted search resumes where it stopped.
+chosen on one held-out validation metric, ``val_accuracy`` (never on test data). A trial ends
+``"ok"``, ``"diverged"`` (its loss became NaN or infinite: never chosen as best) or ``"failed"``
+(any other error); the search goes on either way. Trials are numbered from 1 everywhere: progress
+lines, ``results.csv``, ``results.json`` and ``best_config.json``. Results are rewritten after every
+finished trial, so an interrupted search resumes where it stopped.
 
 Example:
     >>> from scratchnn.search import Choice, LogUniform, random_search
@@ -22,20 +25,26 @@ import json
 import math
 import os
 import pickle
+import re
 import time
 import traceback
-import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
-from .errors import InvalidArgumentError, InvalidTypeError, MissingDependencyError, MissingFileError
+from .errors import (InvalidArgumentError, InvalidTypeError, MissingDependencyError, MissingFileError,
+                     TrainingDivergedError)
+from .runs import strict_json
+from .saving import atomic_write_text, remove_stale_temp_files
 
 __all__ = ["LogUniform", "Uniform", "IntUniform", "Choice", "distribution", "sample_configs", "random_search",
            "SearchResult", "TrainFromConfig", "train_from_config", "load_search_config", "EXECUTORS"]
 
 EXECUTORS = ("process", "thread", "serial", "dask")
 METRIC = "val_accuracy"
+STATUSES = ("ok", "diverged", "failed")
+#: version of ``results.json`` (``meta["format"]``); files without it numbered their trials from 0
+RESULTS_FORMAT = 2
 
 
 # ----------------------------------------------------------------------------- distributions
@@ -329,21 +338,58 @@ def _finite_number(v):
     return isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool) and math.isfinite(v)
 
 
-def run_trial(train_fn, config: dict, index: int) -> dict:
-    """Run ``train_fn(config)`` and return the trial's record; exceptions become a failed record."""
+def run_trial(train_fn, config: dict, trial: int) -> dict:
+    """Run ``train_fn(config)`` and return the record of trial number ``trial`` (counted from 1).
+
+    The record's ``status`` is:
+
+    - ``"ok"``: ``train_fn`` returned a dict of finite metrics including a ``val_accuracy``;
+    - ``"diverged"``: it raised ``TrainingDivergedError`` (the loss became NaN or infinite), or it
+      returned a NaN or infinite metric (for instance a ``val_loss`` computed after a last update that
+      broke the weights); ``diverged_at`` is ``{"epoch", "batch"}`` (from 1) when known;
+    - ``"failed"``: any other exception, or no ``val_accuracy`` in what it returned.
+
+    Exceptions never escape: a failing trial must not stop the search.
+    """
     t0 = time.perf_counter()
-    record = {"trial": index, "config": config, "status": "ok", "metrics": {}, "error": None}
+    record = {"trial": trial, "config": config, "status": "ok", "metrics": {}, "error": None, "diverged_at": None}
     try:
         with np.errstate(over="ignore", invalid="ignore"):  # a diverging trial ends in TrainingDivergedError
             out = train_fn(dict(config))
-        if not isinstance(out, Mapping) or not _finite_number(out.get(METRIC)):
+        if not isinstance(out, Mapping):
             raise InvalidArgumentError(f"train_fn must return a dict with a finite {METRIC!r}, returned {out!r:.200}")
-        record["metrics"] = {str(k): _plain(v) for k, v in out.items()}
+        record["metrics"] = metrics = {str(k): _plain(v) for k, v in out.items()}
+        not_finite = [f"{k}={v}" for k, v in metrics.items() if isinstance(v, float) and not math.isfinite(v)]
+        if not_finite:
+            raise TrainingDivergedError(f"train_fn returned {', '.join(not_finite)}: the training diverged")
+        if not _finite_number(metrics.get(METRIC)):
+            raise InvalidArgumentError(f"train_fn must return a dict with a finite {METRIC!r}, returned {out!r:.200}")
+    except TrainingDivergedError as e:
+        record.update(status="diverged", error=f"{type(e).__name__}: {e}", diverged_at=_where_diverged(e))
     except Exception as e:  # noqa: BLE001 - a failing trial must not stop the search
         record.update(status="failed", error=f"{type(e).__name__}: {e}",
                       traceback="".join(traceback.format_exception(type(e), e, e.__traceback__, limit=-4)))
     record["seconds"] = round(time.perf_counter() - t0, 3)
     return record
+
+
+def _where_diverged(error):
+    """``{"epoch", "batch"}`` where training diverged, or None when unknown.
+
+    ``Sequential.fit`` puts them on the error; a ``train_fn`` of one's own may only say
+    "... at epoch 2, batch 5" in the message."""
+    epoch, batch = getattr(error, "epoch", None), getattr(error, "batch", None)
+    if epoch is None:
+        found = re.search(r"epoch (\d+), batch (\d+)", str(error))
+        if found:
+            epoch, batch = int(found[1]), int(found[2])
+    return None if epoch is None else {"epoch": epoch, "batch": batch}
+
+
+def _failed_record(trial, config, error):
+    """The record of a trial whose worker crashed before ``run_trial`` could return one."""
+    return {"trial": trial, "config": config, "status": "failed", "metrics": {},
+            "error": f"{type(error).__name__}: {error}", "diverged_at": None, "seconds": None}
 
 
 _BLAS_ENV = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "VECLIB_MAXIMUM_THREADS",
@@ -380,38 +426,41 @@ def _canonical(config) -> str:
     return json.dumps(config, sort_keys=True, default=str)
 
 
+def _json(obj) -> str:
+    """Strict JSON: NaN and infinities become null, values JSON does not know become strings."""
+    return strict_json(obj, indent=1, default=str)
+
+
 def _atomic_write(path, text):
-    tmp = f"{path}.{os.getpid()}.tmp"
-    with open(tmp, "w", newline="") as f:
-        f.write(text)
-    os.replace(tmp, path)
+    """Write ``text`` to ``path`` through a temporary file (``tempfile.mkstemp``) in the same folder,
+    then ``os.replace``: a reader sees the old file or the new one, never half of one. A failed write
+    removes the temporary file, a symlink at ``path`` is replaced rather than written through, and the
+    file gets the permissions the umask gives any new file (see ``saving.atomic_write``)."""
+    atomic_write_text(path, text)
+
+
+def _counts(records) -> dict:
+    """How many trials ended in each status."""
+    return {status: sum(r["status"] == status for r in records) for status in STATUSES}
 
 
 def _write_results(out_dir, records, meta):
+    """``results.json`` (meta, counts per status, every record) and ``results.csv`` (a row per trial)."""
     records = sorted(records, key=lambda r: r["trial"])
     _atomic_write(os.path.join(out_dir, "results.json"),
-                  json.dumps({"meta": meta, "trials": records}, indent=1, default=str))
+                  _json({"meta": meta, "counts": _counts(records), "trials": records}))
     params = list(dict.fromkeys(k for r in records for k in r["config"]))
     metrics = list(dict.fromkeys(k for r in records for k in r["metrics"]))
     buf = io.StringIO()
     w = csv.writer(buf)
-    w.writerow(["trial", "status", *params, *metrics, "seconds", "error"])
+    w.writerow(["trial", "status", *params, *metrics, "seconds", "diverged_epoch", "diverged_batch", "error"])
     for r in records:
+        where = r.get("diverged_at") or {}
         w.writerow([r["trial"], r["status"], *(r["config"].get(k, "") for k in params),
                     *(f"{r['metrics'][k]:.6g}" if _finite_number(r["metrics"].get(k)) else r["metrics"].get(k, "")
-                      for k in metrics), r["seconds"], r["error"] or ""])
+                      for k in metrics), r["seconds"], where.get("epoch", ""), where.get("batch", ""),
+                    r["error"] or ""])
     _atomic_write(os.path.join(out_dir, "results.csv"), buf.getvalue())
-
-
-def _read_previous(out_dir):
-    path = os.path.join(out_dir, "results.json")
-    if not os.path.exists(path):
-        return []
-    try:
-        with open(path) as f:
-            return list(json.load(f)["trials"])
-    except (ValueError, KeyError, TypeError) as e:
-        raise InvalidArgumentError(f"cannot resume from {path}: not a search results file ({e})") from None
 
 
 @dataclass
@@ -419,9 +468,10 @@ class SearchResult:
     """What ``random_search`` returns.
 
     Attributes:
-        trials: one record per trial, ordered by trial index: ``trial``, ``config``, ``status``
-            (``"ok"`` or ``"failed"``), ``metrics``, ``error``, ``seconds``.
-        best: the record with the highest ``val_accuracy`` (None when every trial failed).
+        trials: one record per trial, ordered by trial number (from 1): ``trial``, ``config``,
+            ``status`` (``"ok"``, ``"diverged"`` or ``"failed"``), ``metrics``, ``error``,
+            ``diverged_at`` (``{"epoch", "batch"}`` from 1, for a diverged trial when known), ``seconds``.
+        best: the ``"ok"`` record with the highest ``val_accuracy`` (None when no trial is ok).
         out_dir: folder holding ``results.csv``, ``results.json``, ``best_config.json`` and the plot.
         resumed: trials taken from a previous run instead of being trained again.
     """
@@ -438,11 +488,126 @@ class SearchResult:
 
     @property
     def n_failed(self):
+        """Trials that did not end ``"ok"``: the diverged ones included."""
         return sum(r["status"] != "ok" for r in self.trials)
+
+    @property
+    def n_diverged(self):
+        """Trials whose loss (or a returned metric) became NaN or infinite."""
+        return sum(r["status"] == "diverged" for r in self.trials)
 
     def __repr__(self):
         best = "none" if self.best is None else f"{self.best['metrics'][METRIC]:.4f} with {self.best['config']}"
-        return f"SearchResult(trials={len(self.trials)}, failed={self.n_failed}, best {METRIC} {best})"
+        return (f"SearchResult(trials={len(self.trials)}, failed={self.n_failed} ({self.n_diverged} diverged), "
+                f"best {METRIC} {best})")
+
+
+# ----------------------------------------------------------------------------- resuming
+
+def _previous_trials(out_dir, meta, configs) -> list:
+    """The records in ``out_dir/results.json`` ([] without that file), once it is sure they come
+    from this very search; otherwise an ``InvalidArgumentError`` that says what differs."""
+    path = os.path.join(out_dir, "results.json")
+    if not os.path.exists(path):
+        return []
+    doc = _read_results(path)
+    differences = _differences(doc["meta"], json.loads(_json(meta)))  # compared as JSON, as stored
+    if differences:
+        raise InvalidArgumentError(f"cannot resume {out_dir}: it holds another search: {'; '.join(differences)} "
+                                   "(search in another folder, or pass resume=False to start this one over)")
+    for r in doc["trials"]:
+        expected = configs[r["trial"] - 1]
+        if _canonical(r["config"]) != _canonical(expected):
+            raise InvalidArgumentError(
+                f"cannot resume {out_dir}: trial {r['trial']} in {path} ran {_canonical(r['config'])}, but this "
+                f"search samples {_canonical(expected)} (was the file edited, or written by another scratchnn version?)")
+    return doc["trials"]
+
+
+def _read_results(path) -> dict:
+    """``results.json`` read and checked; an ``InvalidArgumentError`` naming the file if it is not one."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            doc = json.load(f)
+    except (OSError, ValueError) as e:  # ValueError: not JSON, or not UTF-8 text
+        raise InvalidArgumentError(f"cannot resume from {path}: not a readable search results file ({e})") from None
+    if not (isinstance(doc, dict) and isinstance(doc.get("meta"), dict) and isinstance(doc.get("trials"), list)):
+        raise InvalidArgumentError(f"cannot resume from {path}: not a search results file "
+                                   '(expected {"meta": {...}, "trials": [...]})')
+    version = doc["meta"].get("format")
+    if version is None:
+        raise InvalidArgumentError(f"cannot resume from {path}: it was written by an older scratchnn, which numbered "
+                                   "trials from 0 (and could record a diverged trial as ok); search in another "
+                                   "folder, or pass resume=False to start this one over")
+    if version != RESULTS_FORMAT:
+        raise InvalidArgumentError(f"cannot resume from {path}: results format {version!r}, this scratchnn reads "
+                                   f"format {RESULTS_FORMAT} (written by a newer version?)")
+    problem = _results_problem(doc)
+    if problem:
+        raise InvalidArgumentError(f"cannot resume from {path}: not a search results file ({problem})")
+    return doc
+
+
+def _is_int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _results_problem(doc):
+    """What is wrong in a ``results.json`` document of the current format (None when nothing is)."""
+    meta = doc["meta"]
+    if not (_is_int(meta.get("n_trials")) and isinstance(meta.get("space"), dict)
+            and isinstance(meta.get("base"), (dict, type(None)))):
+        return "its meta needs n_trials, space and base"
+    for r in doc["trials"]:
+        if not (isinstance(r, dict) and _is_int(r.get("trial")) and 1 <= r["trial"] <= meta["n_trials"]
+                and r.get("status") in STATUSES and isinstance(r.get("config"), dict)
+                and isinstance(r.get("metrics"), dict)):
+            return f"unexpected trial record {json.dumps(r, default=str):.150}"
+        if r["status"] == "ok" and not _finite_number(r["metrics"].get(METRIC)):
+            return f"trial {r['trial']} is 'ok' without a finite {METRIC}"
+    return None
+
+
+_UNSET = object()
+
+
+def _show(value) -> str:
+    """A stored setting in words: ``loguniform(0.0001, 0.1)``, ``choice([16, 32])``, ``5``, ``unset``."""
+    if value is _UNSET:
+        return "unset"
+    if isinstance(value, dict) and "dist" in value:
+        args = [value.get("values")] if value["dist"] == "choice" else [value.get("low"), value.get("high")]
+        return f"{value['dist']}({', '.join(map(repr, args))})"
+    return repr(value)
+
+
+def _mapping_differences(name, old, new, ignore=()) -> list:
+    keys = [k for k in dict.fromkeys([*old, *new]) if k not in ignore]
+    return [f"{name} {k} was {_show(old.get(k, _UNSET))}, now {_show(new.get(k, _UNSET))}"
+            for k in keys if old.get(k, _UNSET) != new.get(k, _UNSET)]
+
+
+def _differences(old, new) -> list:
+    """How the search described by meta ``new`` differs from the stored one, ``old``, in words.
+
+    The executor may change (every executor gives the same results), ``n_trials`` may grow (the first
+    trials keep their configs) and the base's ``data_dir`` may change (it says where the data set is,
+    not which one); anything else gives other trials."""
+    found = [f"{key} was {_show(old.get(key, _UNSET))}, now {_show(new[key])}"
+             for key in ("metric", "seed") if old.get(key, _UNSET) != new[key]]
+    if old["n_trials"] > new["n_trials"]:
+        found.append(f"n_trials was {old['n_trials']}, now {new['n_trials']} (resuming can add trials, not remove "
+                     "them)")
+    space = _mapping_differences("space", old["space"], new["space"])
+    if not space and list(old["space"]) != list(new["space"]):  # the order decides which draw goes where
+        space.append(f"space order was {', '.join(old['space'])}, now {', '.join(new['space'])}")
+    found += space
+    if (old["base"] is None) != (new["base"] is None):
+        what = {True: "a train_fn", False: "base settings"}
+        found.append(f"it trained with {what[old['base'] is None]}, now with {what[new['base'] is None]}")
+    elif new["base"] is not None:
+        found += _mapping_differences("base", old["base"], new["base"], ignore=("data_dir",))
+    return found
 
 
 # ----------------------------------------------------------------------------- executors
@@ -481,15 +646,14 @@ def _run_pool(kind, train_fn, pending, n_workers, on_done):
     else:
         pool = ThreadPoolExecutor(workers, thread_name_prefix="scratchnn-trial")
     with pool, (_single_thread_blas_env() if kind == "process" else contextlib.nullcontext()):
-        futures = {pool.submit(run_trial, train_fn, cfg, i): (i, cfg) for i, cfg in pending}
+        futures = {pool.submit(run_trial, train_fn, cfg, trial): (trial, cfg) for trial, cfg in pending}
         try:
             for fut in as_completed(futures):
-                i, cfg = futures[fut]
+                trial, cfg = futures[fut]
                 try:
                     rec = fut.result()
                 except Exception as e:  # noqa: BLE001 - a worker crashed; the trial failed, not the search
-                    rec = {"trial": i, "config": cfg, "status": "failed", "metrics": {},
-                           "error": f"{type(e).__name__}: {e}", "seconds": None}
+                    rec = _failed_record(trial, cfg, e)
                 on_done(rec)
         except BaseException:
             pool.shutdown(wait=False, cancel_futures=True)
@@ -502,17 +666,16 @@ def _run_dask(train_fn, pending, n_workers, scheduler, on_done):
     client, owned = _dask_client(scheduler, n_workers)
     futures = {}
     try:
-        for i, cfg in pending:
-            fut = client.submit(run_trial, train_fn, cfg, i, pure=False,
-                                key=f"scratchnn-trial-{i}-{os.urandom(4).hex()}")
-            futures[fut] = (i, cfg)
+        for trial, cfg in pending:
+            fut = client.submit(run_trial, train_fn, cfg, trial, pure=False,
+                                key=f"scratchnn-trial-{trial}-{os.urandom(4).hex()}")
+            futures[fut] = (trial, cfg)
         for fut in distributed.as_completed(list(futures)):
-            i, cfg = futures[fut]
+            trial, cfg = futures[fut]
             try:
                 rec = fut.result()
             except Exception as e:  # noqa: BLE001 - e.g. KilledWorker
-                rec = {"trial": i, "config": cfg, "status": "failed", "metrics": {},
-                       "error": f"{type(e).__name__}: {e}", "seconds": None}
+                rec = _failed_record(trial, cfg, e)
             on_done(rec)
     except BaseException:
         client.cancel(list(futures))
@@ -547,16 +710,26 @@ def random_search(space, train_fn, n_trials=20, seed=0, executor="process", n_wo
         scheduler: for ``"dask"``: a scheduler address (``"tcp://host:8786"``), a
             ``distributed.Client``, or None (the current client, else a new ``LocalCluster``).
         out_dir: folder for ``results.csv``, ``results.json``, ``best_config.json`` and
-            ``val_accuracy.png``; None writes nothing.
-        resume: reuse the trials recorded as finished in ``out_dir/results.json`` whose index and
-            config match this search's (so an interrupted search continues); False starts over.
-        retry_failed: when resuming, run previously failed trials again.
+            ``val_accuracy.png``, all rewritten atomically after every trial; None writes nothing.
+        resume: continue the search recorded in ``out_dir/results.json``: its finished trials are
+            kept, the others run. It must be the same search: the same ``space`` (in the same order),
+            ``seed`` and ``base`` settings (``data_dir`` aside), else ``InvalidArgumentError`` says
+            what differs. ``n_trials`` may grow: the first trials keep their configs and only the
+            new ones run; it may not shrink. The executor may change. A ``train_fn`` function cannot
+            be compared: resuming with another one is up to you. False starts over, replacing the files.
+        retry_failed: when resuming, run previously failed and diverged trials again.
         verbose: print a line per finished trial.
 
     Returns:
-        ``SearchResult`` with every trial's record and the best one. A trial that raises (for
-        example ``TrainingDivergedError`` on a NaN loss, or a bad setting) is recorded with
-        ``status="failed"`` and its error; the search continues.
+        ``SearchResult`` with every trial's record and the best one. A trial whose loss becomes
+        NaN or infinite (``TrainingDivergedError``), or whose ``train_fn`` returns a NaN or infinite
+        metric, is recorded with ``status="diverged"`` and where it happened; one that raises anything
+        else (a bad setting...) with ``status="failed"`` and its error. Neither is ever the best, and
+        the search continues.
+
+    Raises:
+        InvalidArgumentError: bad arguments; or, when resuming, a ``results.json`` that is corrupt,
+            written by an older scratchnn (trials numbered from 0), or from another search.
 
     Example:
         >>> def train_fn(config):
@@ -585,30 +758,23 @@ def random_search(space, train_fn, n_trials=20, seed=0, executor="process", n_wo
         except Exception as e:  # noqa: BLE001
             raise InvalidTypeError(f"executor='process' pickles train_fn, and {train_fn!r} cannot be pickled ({e}); define "
                             "it at a module's top level, or use executor='thread' or 'serial'") from None
-    configs = sample_configs(space, n_trials, seed)
-    meta = {"seed": seed, "n_trials": n_trials, "metric": METRIC, "executor": executor,
+    configs = sample_configs(space, n_trials, seed)  # configs[n - 1] is trial n's
+    meta = {"format": RESULTS_FORMAT, "seed": int(seed), "n_trials": int(n_trials), "metric": METRIC,
+            "executor": executor,
             "space": {k: (d.to_dict() if isinstance(d, _DIST_TYPES) else d)
                       for k, d in ((k, distribution(v, k)) for k, v in space.items())},
             "base": base}
-    done: dict[int, dict] = {}
+    done: dict[int, dict] = {}  # trial number -> record
     if out_dir is not None:
         out_dir = os.fspath(out_dir)
         os.makedirs(out_dir, exist_ok=True)
+        remove_stale_temp_files(out_dir)  # left by a write that was killed
         if resume:
-            stale = 0
-            for r in _read_previous(out_dir):
-                i = r.get("trial")
-                finished = r.get("status") == "ok" or (r.get("status") == "failed" and not retry_failed)
-                if isinstance(i, int) and i < n_trials and _canonical(r.get("config")) == _canonical(configs[i]):
-                    if finished:
-                        done[i] = r
-                else:
-                    stale += 1
-            if stale:
-                warnings.warn(f"{stale} trial(s) in {out_dir}/results.json do not match this search's configs "
-                              "(another space, seed or n_trials?); they are dropped", stacklevel=2)
+            for r in _previous_trials(out_dir, meta, configs):
+                if r["status"] == "ok" or not retry_failed:
+                    done[r["trial"]] = r
     resumed = len(done)
-    pending = [(i, c) for i, c in enumerate(configs) if i not in done]
+    pending = [(n, c) for n, c in enumerate(configs, start=1) if n not in done]
     if verbose and resumed:
         print(f"resuming: {resumed} of {n_trials} trials already finished in {out_dir}", flush=True)
 
@@ -618,19 +784,22 @@ def random_search(space, train_fn, n_trials=20, seed=0, executor="process", n_wo
             _write_results(out_dir, list(done.values()), meta)
         if verbose:
             params = " ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in rec["config"].items())
-            what = f"{METRIC} {rec['metrics'][METRIC]:.4f}" if rec["status"] == "ok" else f"FAILED {rec['error']}"
+            if rec["status"] == "ok":
+                what = f"{METRIC} {rec['metrics'][METRIC]:.4f}"
+            else:  # DIVERGED or FAILED, and why
+                what = f"{rec['status'].upper()} {rec['error']}"
             secs = f" ({rec['seconds']:.1f} s)" if rec.get("seconds") is not None else ""
-            print(f"trial {rec['trial'] + 1}/{n_trials} [{len(done)} done] {what}{secs}  {params}", flush=True)
+            print(f"trial {rec['trial']}/{n_trials} [{len(done)} done] {what}{secs}  {params}", flush=True)
 
     if pending:
         if executor == "serial":
-            for i, cfg in pending:
-                on_done(run_trial(train_fn, cfg, i))
+            for trial, cfg in pending:
+                on_done(run_trial(train_fn, cfg, trial))
         elif executor == "dask":
             _run_dask(train_fn, pending, n_workers, scheduler, on_done)
         else:
             _run_pool(executor, train_fn, pending, n_workers, on_done)
-    trials = [done[i] for i in sorted(done)]
+    trials = [done[n] for n in sorted(done)]
     ok = [r for r in trials if r["status"] == "ok"]
     best = max(ok, key=lambda r: (r["metrics"][METRIC], -r["trial"])) if ok else None
     result = SearchResult(trials, best, out_dir, resumed)
@@ -642,11 +811,15 @@ def random_search(space, train_fn, n_trials=20, seed=0, executor="process", n_wo
                         "selected_on": METRIC}
             if base is not None:
                 best_doc["train_config"] = {**base, **best["config"]}
-            _atomic_write(os.path.join(out_dir, "best_config.json"), json.dumps(best_doc, indent=1, default=str))
+            _atomic_write(os.path.join(out_dir, "best_config.json"), _json(best_doc))
             result.files.append(os.path.join(out_dir, "best_config.json"))
             png = _plot(out_dir, ok, list(configs[0]))
             if png:
                 result.files.append(png)
+        written = {os.path.basename(f) for f in result.files}
+        for name in ("best_config.json", f"{METRIC}.png"):  # left by an earlier search in this folder
+            if name not in written and os.path.lexists(os.path.join(out_dir, name)):
+                os.remove(os.path.join(out_dir, name))
     return result
 
 
@@ -702,6 +875,8 @@ def load_search_config(path) -> dict:
     if not isinstance(doc.get("space"), Mapping) or not doc["space"]:
         raise InvalidArgumentError(f"{path}: needs a non-empty [space] table, "
                          'e.g. lr = {dist = "loguniform", low = 1e-4, high = 0.1}')
+    if not isinstance(doc.get("base", {}), Mapping):
+        raise InvalidArgumentError(f"{path}: [base] must be a table of training settings, received {doc['base']!r}")
     base = dict(doc.get("base") or {})
     TrainFromConfig(base)  # validates the keys
     space = {k: distribution(v, k) for k, v in doc["space"].items()}
@@ -712,6 +887,15 @@ def load_search_config(path) -> dict:
     executor = doc.get("executor", "process")
     if executor not in EXECUTORS:
         raise InvalidArgumentError(f"{path}: executor must be one of {', '.join(EXECUTORS)}, received {executor!r}")
-    return {"base": base, "space": space, "n_trials": int(doc.get("n_trials", 20)), "seed": int(doc.get("seed", 0)),
-            "executor": executor, "scheduler": doc.get("scheduler"), "n_workers": doc.get("n_workers")}
+    return {"base": base, "space": space, "n_trials": _file_int(path, doc, "n_trials", 20, low=1),
+            "seed": _file_int(path, doc, "seed", 0, low=0), "executor": executor, "scheduler": doc.get("scheduler"),
+            "n_workers": _file_int(path, doc, "n_workers", None, low=1)}
+
+
+def _file_int(path, doc, key, default, low):
+    """``doc[key]`` (``default`` when absent), which must be an integer >= ``low``."""
+    value = doc.get(key, default)
+    if value is not None and not (_is_int(value) and value >= low):
+        raise InvalidArgumentError(f"{path}: {key} must be an integer >= {low}, received {value!r}")
+    return value
 
