@@ -314,8 +314,8 @@ def cmd_search(args):
         return 1
     best = result.best
     print(f"best val_accuracy {best['metrics']['val_accuracy']:.4f} (trial {best['trial']}) with "
-          f"{runs.strict_json(best['config'])}; {result.n_failed} of {len(result.trials)} trials failed; "
-          f"results in {out}")
+          f"{runs.strict_json(best['config'])}; {result.n_failed} of {len(result.trials)} trials failed "
+          f"({result.n_diverged} diverged); results in {out}")
     return 0
 
 

@@ -107,11 +107,11 @@ def _val_size(value):
     raise InvalidArgumentError(f"must be a fraction in (0, 1) or a whole count >= 1, received {value!r}")
 
 
-def _choice(names):
+def _choice(names, noun):
     def check(value):
         v = str(value).strip().lower()
         if v not in names:
-            raise InvalidArgumentError(f"unknown value {value!r}; choose from {', '.join(names)}")
+            raise InvalidArgumentError(f"unknown {noun} {value!r}; choose from {', '.join(names)}")
         return v
     return check
 
@@ -141,11 +141,11 @@ def _schedules():
 #: name -> check(value) -> clean value
 SETTINGS = {
     "dataset": dataset_name, "data_dir": _text, "model": _text,
-    "optimizer": lambda v: _choice(_optimizers())(v), "lr": _positive, "momentum": _unit_interval,
-    "schedule": lambda v: _choice(_schedules())(v), "schedule_args": _schedule_args,
+    "optimizer": lambda v: _choice(_optimizers(), "optimizer")(v), "lr": _positive, "momentum": _unit_interval,
+    "schedule": lambda v: _choice(_schedules(), "schedule")(v), "schedule_args": _schedule_args,
     "epochs": _at_least(1, True), "batch_size": _at_least(1, True),
     "l1": _at_least(0, False), "l2": _at_least(0, False), "max_norm": _positive, "dropout": _unit_interval,
-    "standardize": _choice(STANDARDIZE), "val_size": _val_size, "limit": _at_least(2, True),
+    "standardize": _choice(STANDARDIZE, "standardization"), "val_size": _val_size, "limit": _at_least(2, True),
     "seed": _at_least(0, True),
 }
 

@@ -34,6 +34,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from .errors import (InvalidArgumentError, InvalidTypeError, MissingDependencyError, MissingFileError,
                      TrainingDivergedError)
+from . import recipe
+from .backend import set_seed
 from .runs import strict_json
 from .saving import atomic_write_text, remove_stale_temp_files
 
@@ -219,94 +221,49 @@ def sample_configs(space: Mapping, n_trials: int, seed=0) -> list:
 
 # ----------------------------------------------------------------------------- training from a config
 
-#: keys a config-driven trial understands (in ``base`` or ``space``)
-CONFIG_KEYS = ("dataset", "data_dir", "model", "epochs", "batch_size", "val_size", "limit", "seed", "optimizer",
-               "lr", "momentum", "schedule", "schedule_args", "l1", "l2", "max_norm", "dropout")
+#: keys a config-driven trial understands (in ``base`` or ``space``): the settings of ``scratchnn.recipe``
+CONFIG_KEYS = tuple(recipe.SETTINGS)
+#: what a config-driven trial assumes where its config says nothing
+CONFIG_DEFAULTS = {"dataset": "spiral", "model": "mlp", "val_size": 0.2, "seed": 0}
 _DATA_CACHE: dict = {}
 
 
-def _split_data(dataset, data_dir, limit, val_size, seed):
-    """``(X_train, y_train), (X_val, y_val), n_classes`` from the training part only (cached per process)."""
+def _split_data(dataset, data_dir, limit, val_size, seed) -> "recipe.Data":
+    """The data set split by ``recipe.load_data`` (cached per process: every trial of a worker shares it)."""
     key = (dataset, data_dir, limit, val_size, seed)
     if key not in _DATA_CACHE:
-        from .datasets import load_dataset, scale, train_val_split
-
-        kwargs = {"progress": False} if str(dataset).lower().replace("_", "-") in ("mnist", "fashion-mnist") else {}
-        (X, y), _ = load_dataset(dataset, data_dir=data_dir, **kwargs)  # the test part is never touched
-        X = np.asarray(X)
-        X = scale(X) if X.dtype == np.uint8 else X.astype(np.float32)
-        if X.ndim == 3:
-            X = X[:, None]
-        if limit:
-            X, y = X[:int(limit)], y[:int(limit)]
-        n_val = int(val_size) if val_size >= 1 else int(round(val_size * len(X)))
-        train, val = train_val_split(X, y, val_size=n_val, seed=seed)
         _DATA_CACHE.clear()  # one data set per worker is enough
-        _DATA_CACHE[key] = (train, val, int(y.max()) + 1)
+        _DATA_CACHE[key] = recipe.load_data(dataset, data_dir, limit, val_size, seed)
     return _DATA_CACHE[key]
 
 
 def train_from_config(config: Mapping) -> dict:
     """Train one network described by ``config`` and return its validation metrics.
 
-    The data set's training part is split into training and validation samples (``val_size``,
-    a count or a fraction; ``limit`` keeps only the first samples); the test part is never used.
-    Settings missing from ``config`` come from the model preset.
+    The same recipe as ``scratchnn train`` (``scratchnn.recipe``): the data set's training part is
+    split into training and validation samples; the test part is never used. Settings missing from
+    ``config`` come from the model preset, then ``CONFIG_DEFAULTS``.
 
     Args:
         config: dict with keys from ``CONFIG_KEYS``: ``dataset`` (default ``"spiral"``), ``data_dir``,
             ``model`` (preset name or model file, default ``"mlp"``), ``epochs``, ``batch_size``,
-            ``val_size`` (default 0.2), ``limit``, ``seed`` (default 0: every trial starts from the
-            same initial weights), ``optimizer``, ``lr``, ``momentum``, ``schedule``, ``schedule_args``,
-            ``l1``, ``l2``, ``max_norm``, ``dropout``.
+            ``val_size`` (a count or a fraction, default 0.2), ``limit``, ``seed`` (default 0: every
+            trial starts from the same initial weights), ``optimizer``, ``lr``, ``momentum``,
+            ``schedule``, ``schedule_args``, ``l1``, ``l2``, ``max_norm``, ``dropout``, ``standardize``.
 
     Returns:
         ``{"val_accuracy", "val_loss", "train_accuracy", "train_loss", "epochs"}`` of the last epoch.
 
     Raises:
+        scratchnn.errors.InvalidArgumentError: an unknown setting or a bad value (named).
         scratchnn.TrainingDivergedError: when the loss becomes NaN or infinite.
     """
-    from . import optimizers, schedules
-    from .backend import set_seed
-    from .layers import Dropout
-    from .model import Sequential
-    from .presets import resolve
-    from .regularizers import L1, L2, ElasticNet, MaxNorm
-
-    unknown = sorted(set(config) - set(CONFIG_KEYS))
-    if unknown:
-        raise InvalidArgumentError(f"unknown training setting(s) {', '.join(map(repr, unknown))}; "
-                         f"valid: {', '.join(CONFIG_KEYS)}")
-    c = dict(config)
-    seed = int(c.get("seed") or 0)
-    train, val, n_classes = _split_data(c.get("dataset", "spiral"), c.get("data_dir"), c.get("limit"),
-                                        c.get("val_size", 0.2), seed)
-    set_seed(seed)  # same initial weights and dropout masks in every trial
-    layers, defaults = resolve(str(c.get("model", "mlp")), train[0].shape[1:], n_classes)
-    s = {**defaults, **{k: v for k, v in c.items() if v is not None}}
-    if "schedule" in c and c["schedule"] != defaults.get("schedule"):
-        s["schedule_args"] = c.get("schedule_args") or {}
-    if s.get("dropout") is not None:
-        drops = [l for l in layers if isinstance(l, Dropout)]
-        if not drops:
-            raise InvalidArgumentError(f"dropout={s['dropout']!r}: model {s.get('model', 'mlp')!r} has no Dropout layer")
-        for l in drops:
-            l.rate = float(s["dropout"])
-    epochs, batch_size = int(s.get("epochs", 10)), int(s.get("batch_size", 32))
-    sched_args = dict(s.get("schedule_args") or {})
-    if s.get("schedule") == "cosine":
-        sched_args.setdefault("epochs", epochs)
-    lr = schedules.get(s.get("schedule") or "constant", float(s.get("lr", 0.001)), **sched_args)
-    opt_name = s.get("optimizer", "adam")
-    opt_kwargs = {"lr": lr}
-    if s.get("momentum") is not None and opt_name in ("sgd", "momentum", "nesterov"):
-        opt_kwargs["momentum"] = float(s["momentum"])
-    l1, l2 = float(s.get("l1") or 0), float(s.get("l2") or 0)
-    reg = ElasticNet(l1, l2) if l1 and l2 else L1(l1) if l1 else L2(l2) if l2 else None
-    model = Sequential(layers)
-    model.compile(optimizer=optimizers.get(opt_name, **opt_kwargs), loss="softmax_cross_entropy", regularizer=reg,
-                  constraint=MaxNorm(float(s["max_norm"])) if s.get("max_norm") else None)
-    h = model.fit(*train, epochs=epochs, batch_size=batch_size, validation_data=val, verbose=0, seed=seed).history
+    s = {**CONFIG_DEFAULTS, **recipe.check_settings(config)}
+    data = _split_data(s["dataset"], s.get("data_dir"), s.get("limit"), s["val_size"], s["seed"])
+    set_seed(s["seed"])  # same initial weights and dropout masks in every trial
+    model, s = recipe.build_model(s, data.info, data.X_train)
+    h = model.fit(data.X_train, data.y_train, epochs=s["epochs"], batch_size=s["batch_size"],
+                  validation_data=(data.X_val, data.y_val), verbose=0, seed=s["seed"]).history
     return {"val_accuracy": h["val_accuracy"][-1], "val_loss": h["val_loss"][-1],
             "train_accuracy": h["accuracy"][-1], "train_loss": h["loss"][-1], "epochs": len(h["loss"])}
 
@@ -320,10 +277,7 @@ class TrainFromConfig:
 
     def __init__(self, base: Mapping):
         self.base = dict(base)
-        unknown = sorted(set(self.base) - set(CONFIG_KEYS))
-        if unknown:
-            raise InvalidArgumentError(f"base config: unknown setting(s) {', '.join(map(repr, unknown))}; "
-                             f"valid: {', '.join(CONFIG_KEYS)}")
+        recipe.check_settings(self.base, label=lambda k: f"base config: {k}")  # names a bad key or value now
 
     def __call__(self, config):
         return train_from_config({**self.base, **config})
