@@ -124,6 +124,7 @@ CASES = [
      "no effect with the constant schedule"),
     ("dropout-without-layer", lambda w, t: [*SPIRAL, "--model", "mlp-128-64", "--dropout", "0.2"],
      "has no Dropout layer"),
+    ("data-dir-for-spiral", lambda w, t: [*SPIRAL, "--data-dir", t], "--data-dir has no effect with --dataset spiral"),
     ("unknown-preset", lambda w, t: [*SPIRAL, "--model", "resnet"], "unknown model 'resnet'"),
     ("unknown-flag", lambda w, t: ["train", "--epochs", "3", "--bogus"], "train: error: unrecognized arguments: --bogus"),
     # run folders and --resume

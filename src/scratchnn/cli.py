@@ -92,6 +92,9 @@ def cmd_train(args):
         return resume_run(args)
     settings = recipe.check_settings({k: getattr(args, k) for k in TRAIN_SETTINGS}, label=flag)
     settings = {**{k: recipe.DEFAULTS[k] for k in ("dataset", "model", "seed")}, **settings}
+    if args.data_dir and settings["dataset"] in ("spiral", "digits"):
+        raise UsageError(f"--data-dir has no effect with --dataset {settings['dataset']}: it is made in memory "
+                         "(spiral) or ships with scikit-learn (digits)")
     info = recipe.dataset_info(settings["dataset"])
     recipe.check_model(settings, info, label=flag)  # a bad model file costs one line, before the data loads
     out = args.out or new_run_folder(settings)
