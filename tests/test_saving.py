@@ -131,3 +131,56 @@ def test_model_file_is_not_a_checkpoint(rng, tmp_path):
     m.save(tmp_path / "m.npz")
     with pytest.raises(ModelFileError, match="not a checkpoint"):
         load_checkpoint(tmp_path / "m.npz")
+
+
+def test_layer_registry_is_explicit(tmp_path):
+    from scratchnn.errors import InvalidArgumentError
+    from scratchnn.layers import LAYERS, Dense, Layer, register
+
+    assert "_Pool2D" not in LAYERS and "_AlphaActivation" not in LAYERS and "Layer" not in LAYERS
+    assert LAYERS["Dense"] is Dense
+
+    class Dense(Layer):  # noqa: F811 - a user's own class that happens to share the name
+        def forward(self, x, training=False):
+            return x
+
+    with pytest.raises(InvalidArgumentError, match="'Dense' is taken by scratchnn.layers.dense.Dense"):
+        register(Dense)
+    assert LAYERS["Dense"] is not Dense
+    with pytest.raises(InvalidArgumentError, match="private name"):
+        register(Dense, name="_Mine")
+
+
+def test_a_custom_layer_saves_and_loads_once_registered(tmp_path):
+    from scratchnn.errors import InvalidArgumentError
+    from scratchnn.layers import LAYERS, Dense, Layer, register
+
+    class Scale(Layer):
+        def __init__(self, factor=2.0, name=None, trainable=True):
+            super().__init__(name=name, trainable=trainable)
+            self.factor = float(factor)
+
+        def forward(self, x, training=False):
+            return x * self.factor
+
+        def backward(self, dy):
+            return dy * self.factor
+
+        def get_config(self):
+            return {"factor": self.factor, **super().get_config()}
+
+    m = scratchnn.Sequential([Dense(3), Scale(3.0)])
+    m.build((4,))
+    with pytest.raises(InvalidArgumentError, match=r"register\(Scale\)"):
+        m.save(tmp_path / "m.npz")
+    register(Scale)
+    try:
+        m.save(tmp_path / "m.npz")
+        back = scratchnn.load(tmp_path / "m.npz")
+        x = np.ones((2, 4), np.float32)
+        np.testing.assert_array_equal(back.forward(x), m.forward(x))
+        assert back.layers[1].factor == 3.0
+    finally:
+        del LAYERS["Scale"]
+    with pytest.raises(ModelFileError, match="unknown class 'Scale'.*register it"):
+        scratchnn.load(tmp_path / "m.npz")

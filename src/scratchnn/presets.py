@@ -148,8 +148,8 @@ def layers_from_description(desc: dict, n_classes: int | None = None, where="mod
         spec = dict(spec)
         kind = spec.pop("type", None)
         cls = LAYERS.get(kind) if isinstance(kind, str) else None
-        if cls is None or kind.startswith("_"):
-            valid = ", ".join(sorted(k for k in LAYERS if not k.startswith("_")))
+        if cls is None:
+            valid = ", ".join(sorted(LAYERS))
             hint = next((f" (did you mean {k!r}?)" for k in LAYERS if isinstance(kind, str) and k.lower() == kind.lower()), "")
             raise InvalidArgumentError(f"{where}: layer {i + 1} has unknown type {kind!r}{hint}; valid types: {valid}")
         if spec.get("units") == "classes":

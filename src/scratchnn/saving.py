@@ -21,7 +21,7 @@ import zipfile
 
 import numpy as np
 
-from .layers.base import LAYERS
+from .layers.base import LAYERS, registered_name
 from .errors import ModelFileError, ScratchnnError, StateError
 
 FORMAT_VERSION = 1
@@ -92,7 +92,7 @@ def model_arrays(model, extra: dict | None = None) -> dict:
         "name": model.name,
         "dtype": str(model.dtype),
         "input_shape": list(model.input_shape),
-        "layers": [{"class": type(l).__name__, "config": l.get_config()} for l in model.layers],
+        "layers": [{"class": registered_name(l), "config": l.get_config()} for l in model.layers],
         "loss": getattr(model.loss, "name", None),
         "info": dict(getattr(model, "info", {}) or {}),
         "extra": extra or {},
@@ -153,8 +153,9 @@ def _layers_from_arch(arch: dict, path) -> list:
         if not (isinstance(spec, dict) and isinstance(spec.get("class"), str) and isinstance(spec.get("config"), dict)):
             raise ModelFileError(f"{path!r}: layer {i} is not a {{'class': ..., 'config': {{...}}}} entry")
         cls = LAYERS.get(spec["class"])
-        if cls is None or spec["class"].startswith("_"):
-            raise ModelFileError(f"{path!r}: layer {i} has unknown class {spec['class']!r}")
+        if cls is None:
+            raise ModelFileError(f"{path!r}: layer {i} has unknown class {spec['class']!r} (a layer of your own? "
+                                 "register it with scratchnn.layers.register before loading)")
         try:
             layers.append(cls.from_config(spec["config"]))
         except (ScratchnnError, TypeError, ValueError) as e:

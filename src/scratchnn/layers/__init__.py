@@ -1,15 +1,22 @@
-"""Layers: each follows the contract in ``scratchnn.layers.base``."""
+"""Layers: each follows the contract in ``scratchnn.layers.base``.
+
+The layers below are registered by name (``register``), which is what ``scratchnn.load`` and TOML/YAML
+model files resolve; register a layer of your own the same way before saving a model that uses it.
+"""
 from .activations import ELU, LeakyReLU, Maxout, ReLU, Sigmoid, Softmax, Tanh
 from .augment import RandomShift
-from .base import LAYERS, Layer
+from .base import LAYERS, Layer, register
+from .conv import Conv2D
 from .dense import Dense
 from .dropout import Dropout
 from .normalization import BatchNorm, BatchNorm2D, Standardize
-
-__all__ = ["Layer", "LAYERS", "Dense", "ReLU", "LeakyReLU", "Sigmoid", "Tanh", "ELU", "Softmax", "Maxout",
-           "Dropout", "BatchNorm", "BatchNorm2D", "Standardize", "RandomShift"]
-from .conv import Conv2D
 from .pooling import AvgPool2D, GlobalAvgPool2D, MaxPool2D
 from .reshape import Flatten, Reshape
 
-__all__ += ["Conv2D", "MaxPool2D", "AvgPool2D", "GlobalAvgPool2D", "Flatten", "Reshape"]
+__all__ = ["Layer", "LAYERS", "register", "Dense", "ReLU", "LeakyReLU", "Sigmoid", "Tanh", "ELU", "Softmax",
+           "Maxout", "Dropout", "BatchNorm", "BatchNorm2D", "Standardize", "RandomShift", "Conv2D", "MaxPool2D",
+           "AvgPool2D", "GlobalAvgPool2D", "Flatten", "Reshape"]
+
+for _cls in (Dense, ReLU, LeakyReLU, Sigmoid, Tanh, ELU, Softmax, Maxout, Dropout, BatchNorm, BatchNorm2D, Standardize,
+             RandomShift, Conv2D, MaxPool2D, AvgPool2D, GlobalAvgPool2D, Flatten, Reshape):
+    register(_cls)

@@ -19,9 +19,9 @@ import inspect
 import numpy as np
 
 from ..backend import float_dtype, get_array_module
-from ..errors import InvalidArgumentError, StateError
+from ..errors import InvalidArgumentError, InvalidTypeError, StateError
 
-#: name -> Layer subclass, filled automatically; used to rebuild saved models.
+#: name -> Layer subclass: the classes ``load`` and model description files may name (see ``register``)
 LAYERS: dict[str, type] = {}
 #: constructor arguments that make a layer build at once (``Dense(10, in_features=784)``)
 DECLARED_INPUT_KEYS = ("in_features", "in_channels")
@@ -55,10 +55,6 @@ class Layer:
     direct_keys: tuple[str, ...] = ()
     #: set by ``Sequential.fit`` for the duration of a plain-SGD fit, else None
     direct_step: float | None = None
-
-    def __init_subclass__(cls, **kwargs):
-        super().__init_subclass__(**kwargs)
-        LAYERS[cls.__name__] = cls
 
     def __init__(self, name: str | None = None, trainable: bool = True):
         self.name = name
@@ -204,6 +200,53 @@ class Layer:
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items() if k not in ("name", "trainable"))
         return f"{type(self).__name__}({args})"
+
+
+def register(cls=None, *, name=None, replace=False):
+    """Make a layer class loadable by name: by ``scratchnn.load`` and in TOML/YAML model files.
+
+    The library's own layers are registered in ``scratchnn.layers``; register your own before
+    saving or loading a model that uses it. Use it as a decorator or call it.
+
+    Args:
+        cls: a ``Layer`` subclass.
+        name: the name files use (default: the class name); names starting with ``_`` are private.
+        replace: allow taking over a name another class holds (otherwise that is an error, so a
+            class of your own named ``Dense`` cannot silently replace the library's).
+
+    Example:
+        >>> @register
+        ... class Square(Layer):
+        ...     def forward(self, x, training=False):
+        ...         self._cache = x if training else None
+        ...         return x * x
+        ...     def backward(self, dy):
+        ...         return 2 * self._cache * dy
+    """
+    def add(layer_cls):
+        if not (isinstance(layer_cls, type) and issubclass(layer_cls, Layer)):
+            raise InvalidTypeError(f"register: expected a Layer subclass, received {layer_cls!r}")
+        key = name or layer_cls.__name__
+        if key.startswith("_"):
+            raise InvalidArgumentError(f"register: {key!r} is a private name; give a public one")
+        taken = LAYERS.get(key)
+        if taken is not None and taken is not layer_cls and not replace:
+            raise InvalidArgumentError(
+                f"register: the name {key!r} is taken by {taken.__module__}.{taken.__qualname__}; pass "
+                f"name=... for another name, or replace=True to replace it")
+        LAYERS[key] = layer_cls
+        return layer_cls
+
+    return add if cls is None else add(cls)
+
+
+def registered_name(layer) -> str:
+    """The name under which ``type(layer)`` is registered, or an error saying how to register it."""
+    for key, cls in LAYERS.items():
+        if cls is type(layer):
+            return key
+    raise InvalidArgumentError(f"{type(layer).__name__} is not a registered layer, so a saved model could not be "
+                               f"loaded again: call scratchnn.layers.register({type(layer).__name__}) first")
 
 
 def check_positive_int(layer: str, name: str, value) -> int:
