@@ -1,6 +1,6 @@
 """The benchmark suite (MLPs, the CNN, inference, scaling): scratchnn vs PyTorch vs a minimal NumPy loop.
 
-A thin entry point: the suite lives in ``scratchnn.bench`` and is also ``scratchnn bench``.
+A thin entry point: the suite lives in ``benchlab``.
 Run (from the repository root; see benchmarks/README.md for every section and column)::
 
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/bench_mlp.py
@@ -9,7 +9,7 @@ Run (from the repository root; see benchmarks/README.md for every section and co
 """
 from pathlib import Path
 
-from scratchnn.bench.suite import main
+from benchlab.suite import main
 
 if __name__ == "__main__":
     main(default_json=str(Path(__file__).resolve().parent / "results" / "bench_mlp.json"))

@@ -1,4 +1,4 @@
-"""Markdown tables from a suite JSON (bench_mlp.py / scratchnn bench; what benchmarks/README.md's results section shows).
+"""Markdown tables from a suite JSON (bench_mlp.py; what benchmarks/README.md's results section shows).
 
     python benchmarks/report.py benchmarks/results/bench_mlp.json
 """

@@ -13,10 +13,10 @@ def _seed():
 
 @pytest.fixture
 def no_settle(monkeypatch):
-    """The benchmark suite idles before every epoch (scratchnn.bench.measure.SETTLE_S) so one
+    """The benchmark suite idles before every epoch (benchlab.measure.SETTLE_S) so one
     contender's threads park before the next starts: timings only, so the benchmark tests skip it
     (``pytestmark = pytest.mark.usefixtures("no_settle")`` in their modules)."""
-    monkeypatch.setattr("scratchnn.bench.measure.SETTLE_S", 0.0)
+    monkeypatch.setattr("benchlab.measure.SETTLE_S", 0.0)
     yield
 
 

@@ -1,11 +1,11 @@
-"""The standalone CNN benchmark (benchmarks/bench_cnn.py -> scratchnn.bench.cnn.main) runs end to end
+"""The standalone CNN benchmark (benchmarks/bench_cnn.py -> benchlab.cnn_bench.main) runs end to end
 on a few samples (no timing assertions)."""
 import functools
 
 import numpy as np
 import pytest
 
-from scratchnn.bench import cnn, machine
+from benchlab import cnn, cnn_bench, machine
 
 pytestmark = pytest.mark.usefixtures("no_settle")
 
@@ -16,7 +16,7 @@ def test_flops_per_sample_is_the_issue_floor():
 
 def test_bench_cnn_smoke(tmp_path, monkeypatch):
     monkeypatch.setattr(machine, "gemm_peak", functools.partial(machine.gemm_peak, 256, 2))  # seconds at 2048
-    res = cnn.main(["--threads", "1", "--rounds", "1", "--samples", "128", "--json", str(tmp_path / "r.json")])
+    res = cnn_bench.main(["--threads", "1", "--rounds", "1", "--samples", "128", "--json", str(tmp_path / "r.json")])
     row = res["rows"][0]
     assert row["scratchnn"]["s_per_10k"] > 0 and row["memory"]["peak_step_mb"] > 0
     assert (tmp_path / "r.json").exists()

@@ -1,4 +1,4 @@
-"""Smoke tests of the benchmark suite (``scratchnn.bench``): tiny random data, one round, result
+"""Smoke tests of the benchmark suite (``benchlab``, in benchmarks/): tiny random data, one round, result
 fields only (no timing asserts)."""
 import json
 import os
@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 
 from scratchnn import cli
-from scratchnn.bench import common, machine, measure, memmap, report
-from scratchnn.bench.cnn import CNN
-from scratchnn.bench.mlp import HEADLINE, WORKLOADS
+from benchlab import common, machine, measure, memmap, report
+from benchlab.cnn import CNN
+from benchlab.mlp import HEADLINE, WORKLOADS
 
 pytestmark = pytest.mark.usefixtures("no_settle")
 
@@ -102,13 +102,14 @@ def test_memmap_rows(tmp_path):
     assert not list(tmp_path.iterdir())  # the data files are removed
 
 
-def test_cli_bench_quick(tmp_path, capsys):
-    """The ``scratchnn bench --quick`` path end to end (the scaling section is covered above)."""
+def test_suite_quick(tmp_path, capsys):
+    """The ``bench_mlp.py --quick`` path end to end (the scaling section is covered above)."""
+    from benchlab import suite
+
     out = tmp_path / "b" / "bench.json"
-    code = cli.main(["bench", "--quick", "--random-data", "--samples", "64", "--threads", "1", "--rounds", "1",
-                     "--contenders", "scratchnn,numpy", "--sections", "workloads,cnn,inference,memmap",
-                     "--no-memory", "--json", str(out)])
-    assert code == 0
+    suite.main(["--quick", "--random-data", "--samples", "64", "--threads", "1", "--rounds", "1",
+                "--contenders", "scratchnn,numpy", "--sections", "workloads,cnn,inference,memmap",
+                "--no-memory", "--json", str(out)])
     text = capsys.readouterr().out
     assert "== Summary" in text and "== Targets of the issue" in text and f"wrote {out}" in text
     d = json.loads(out.read_text())
@@ -124,9 +125,12 @@ def test_cli_bench_quick(tmp_path, capsys):
     assert d["env"]["scratchnn_path"] == str(Path(cli.__file__).resolve().parent)
 
 
-def test_cli_bench_rejects_unknown_section(capsys):
-    assert cli.main(["bench", "--sections", "workloads,gpu"]) == 2
-    assert "--sections" in capsys.readouterr().err
+def test_suite_rejects_unknown_section(capsys):
+    from benchlab import suite
+
+    with pytest.raises(SystemExit) as e:
+        suite.main(["--sections", "workloads,gpu"])
+    assert e.value.code == 2 and "--sections" in capsys.readouterr().err
 
 
 def test_targets_read_the_headline_only():
@@ -151,14 +155,15 @@ for script, flag in (("bench_mlp.py", "--sections"), ("bench_cnn.py", "--samples
     assert flag in buf.getvalue(), (script, buf.getvalue())
 """
     subprocess.run([sys.executable, "-c", f"BENCH = {str(ROOT / 'benchmarks')!r}" + code], check=True,
-                   env={**os.environ, "PYTHONPATH": str(ROOT / "src")})
+                   env={**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), str(ROOT / "benchmarks")])})
 
 
 def test_import_is_light():
-    code = ("import sys, scratchnn, scratchnn.cli, scratchnn.bench.suite, scratchnn.bench.measure, "
-            "scratchnn.bench.profile_fit, scratchnn.bench.memmap; scratchnn.cli.make_parser(); "
+    code = ("import sys, scratchnn, scratchnn.cli, benchlab.suite, benchlab.measure, "
+            "benchlab.profile_fit, benchlab.memmap; scratchnn.cli.make_parser(); "
             "bad = [m for m in ('torch', 'threadpoolctl', 'matplotlib') if m in sys.modules]; assert not bad, bad")
-    subprocess.run([sys.executable, "-c", code], check=True)
+    subprocess.run([sys.executable, "-c", code], check=True,
+                   env={**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), str(ROOT / "benchmarks")])})
 
 
 def test_environment_record():
@@ -167,7 +172,7 @@ def test_environment_record():
 
 
 def test_profile_fit_phases(tmp_path):
-    from scratchnn.bench import profile_fit
+    from benchlab import profile_fit
 
     profile_fit.main(["--samples", "256", "--data-dir", str(tmp_path / "none"), "--out", str(tmp_path / "p")])
     d = json.loads((tmp_path / "p.json").read_text())
@@ -178,8 +183,8 @@ def test_profile_fit_phases(tmp_path):
 def test_floor_variants_lean_loop_trains_like_the_floor():
     """benchmarks/floor_variants.py: the lean NumPy loop (preallocated, in place) computes the
     floor's updates: same weights after the same shuffled epoch."""
-    from scratchnn.bench.floor import LeanNumpyRunner, compare
-    from scratchnn.bench.mlp import NumpyRunner
+    from benchlab.floor import LeanNumpyRunner, compare
+    from benchlab.mlp import NumpyRunner
 
     data = common.random_data(n_train=100, n_val=32)  # 100 = 3 full batches of 32 and one of 4
     wl = HEADLINE.with_(hidden=(8, 6))

@@ -3,7 +3,8 @@ import numpy as np
 import pytest
 
 import scratchnn as sn
-from scratchnn import blas
+from scratchnn.engine import blas
+from scratchnn.engine.plan import Plan
 from scratchnn.layers import Dense, ReLU
 from scratchnn.optimizers import SGD, Adam
 from scratchnn.regularizers import L1
@@ -64,15 +65,12 @@ def test_plain_sgd_fit_steps_weights_in_backward_exactly_as_the_optimizer_would(
     direct = _mlp(0, np.float64).compile(SGD(0.2), "softmax_cross_entropy")
     direct.fit(X, y, epochs=3, batch_size=8, verbose=0, seed=5)
     assert not any(np.any(layer.grads.get("W", 0)) for layer in direct.layers)  # never written
-    monkeypatch.setattr(SGD, "direct_step", lambda self: None)  # the optimizer's own update
     ref = _mlp(0, np.float64).compile(SGD(0.2), "softmax_cross_entropy")
-    ref.fit(X, y, epochs=3, batch_size=8, verbose=0, seed=5)
+    ref.fit(X, y, epochs=3, batch_size=8, verbose=0, seed=5, engine="reference")  # the optimizer's own update
     for k, p in ref.parameters().items():
         np.testing.assert_allclose(direct.parameters()[k], p, rtol=1e-10, atol=1e-12)
     assert direct.optimizer.iterations == ref.optimizer.iterations == 36
-    # outside fit, backward fills the gradients again
-    assert all(layer.direct_step is None for layer in direct.layers)
-    out = direct.forward(X[:4], training=True)
+    out = direct.forward(X[:4], training=True)  # outside fit, backward fills the gradients
     direct.backward(direct.loss(out, y[:4])[1])
     assert np.abs(direct.layers[0].grads["W"]).sum() > 0
 
@@ -82,14 +80,19 @@ def test_direct_step_only_where_the_update_is_a_fixed_multiple_of_the_gradient_a
     model = sn.Sequential([Dense(256, regularizer=L1(1e-3)), ReLU(), Dense(256), ReLU(), Dense(3)])
     model.compile(SGD(0.1), "softmax_cross_entropy")
     model.build((300,))
-    params, *_ = model._make_plan(direct=True)
+    plan = Plan(model, direct=True)
     first, middle, last = model.layers[0], model.layers[2], model.layers[4]
-    assert first.direct_step is None and f"{first.name}.W" in params  # regularized: optimizer path
-    assert middle.direct_step == pytest.approx(-0.1) and f"{middle.name}.W" not in params  # 65,536 weights
-    assert f"{middle.name}.b" in params
-    assert last.direct_step is None and f"{last.name}.W" in params  # 768 weights: a ctypes call costs more
+    assert plan.direct == [middle]  # 65,536 weights, unregularized
+    assert f"{first.name}.W" in plan.params  # regularized: the optimizer's path
+    assert f"{middle.name}.W" not in plan.params and f"{middle.name}.b" in plan.params
+    assert f"{last.name}.W" in plan.params  # 768 weights: a ctypes call costs more than it saves
     for opt in (SGD(0.1, momentum=0.9), Adam()):
-        assert opt.direct_step() is None
         model.compile(opt, "softmax_cross_entropy")
-        model._make_plan(direct=True)
-        assert middle.direct_step is None
+        assert Plan(model, direct=True).direct == []
+
+    class MySGD(SGD):  # an optimizer of one's own goes through its own step
+        def step(self, params, grads):
+            super().step(params, grads)
+
+    model.compile(MySGD(0.1), "softmax_cross_entropy")
+    assert Plan(model, direct=True).direct == []

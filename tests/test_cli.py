@@ -48,19 +48,21 @@ def test_options_override_the_preset(tmp_path):
 def test_ctrl_c_saves_and_resume_matches_an_uninterrupted_run(tmp_path, monkeypatch, capsys):
     code, full = train(tmp_path, "--epochs", "4", "--no-plots", out="full")
     assert code == 0
-    original = Sequential.train_step
+    from scratchnn.engine import FastEngine
+
+    original = FastEngine.step
 
     def interrupt_in_epoch_3(self, xb, yb, classify=True, epoch=0, batch=0):
         if (epoch, batch) == (2, 2):
             raise KeyboardInterrupt  # what Ctrl-C raises in the middle of the third epoch
         return original(self, xb, yb, classify, epoch, batch)
 
-    monkeypatch.setattr(Sequential, "train_step", interrupt_in_epoch_3)
+    monkeypatch.setattr(FastEngine, "step", interrupt_in_epoch_3)
     code, part = train(tmp_path, "--epochs", "4", "--no-plots", out="part")
     assert code == cli.EXIT_INTERRUPTED
     assert "--resume" in capsys.readouterr().err
     assert (part / "interrupted.npz").exists()
-    monkeypatch.setattr(Sequential, "train_step", original)
+    monkeypatch.setattr(FastEngine, "step", original)
     assert cli.main(["train", "--resume", str(part), "--quiet", "--no-plots"]) == 0
     a = np.load(full / "checkpoint.npz")
     b = np.load(part / "checkpoint.npz")

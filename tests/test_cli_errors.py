@@ -315,7 +315,9 @@ def test_ctrl_c_during_data_loading_writes_nothing(tmp_path, capsys, monkeypatch
 
 
 def test_ctrl_c_in_the_first_epoch_gives_a_hint_that_works(tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr(Sequential, "train_step", lambda *a, **k: (_ for _ in ()).throw(KeyboardInterrupt))
+    from scratchnn.engine import FastEngine
+
+    monkeypatch.setattr(FastEngine, "step", lambda *a, **k: (_ for _ in ()).throw(KeyboardInterrupt))
     code, _, err = run([*SPIRAL, "--out", tmp_path / "r"], capsys)
     assert code == cli.EXIT_INTERRUPTED and "--overwrite" in err
     monkeypatch.undo()

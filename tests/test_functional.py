@@ -185,19 +185,3 @@ def test_sigmoid_never_overflows():
     np.testing.assert_allclose(s + s[::-1], 1.0)  # sigmoid(-x) = 1 - sigmoid(x)
     assert s32.dtype == np.float32
     assert F.sigmoid(np.float64(0.0)) == 0.5
-
-
-# -- row reductions -----------------------------------------------------------------
-@pytest.mark.parametrize("n", [1, 15, 16, 33, 600])
-@pytest.mark.parametrize("c", [10, 100])
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_row_max_and_row_sum_match_numpy(n, c, dtype):
-    rng = np.random.default_rng(n)
-    x = rng.standard_normal((n, c)).astype(dtype)
-    np.testing.assert_array_equal(F.row_max(x), x.max(axis=1))
-    np.testing.assert_allclose(F.row_sum(x), x.sum(axis=1), rtol=1e-5 if dtype == np.float32 else 1e-12, atol=1e-5)
-    assert F.row_max(x).dtype == F.row_sum(x).dtype == dtype
-    x[n // 2, 3] = np.nan
-    assert np.isnan(F.row_max(x)[n // 2]) and np.isnan(F.row_sum(x)[n // 2])
-    assert np.isfinite(np.delete(F.row_max(x), n // 2)).all()
-    np.testing.assert_array_equal(F.row_max(x[:, ::-1]), F.row_max(x))  # non-contiguous input

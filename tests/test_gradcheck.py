@@ -18,13 +18,13 @@ class WrongBackward(Layer):
         self._cache = True
         return 2 * x
 
-    def backward(self, dy, need_input_grad=True):
+    def backward(self, dy):
         return 3 * dy
 
 
 class WrongParamGrad(Dense):
-    def backward(self, dy, need_input_grad=True):
-        dx = super().backward(dy, need_input_grad)
+    def backward(self, dy):
+        dx = super().backward(dy)
         self.grads["W"] *= 1.01
         return dx
 

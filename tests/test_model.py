@@ -226,13 +226,13 @@ def test_truncate_shares_layers(rng):
     assert feat.layers[0] is m.layers[0]
 
 
-def test_backward_stops_below_the_first_trainable_layer(rng):
+def test_fit_backward_stops_below_the_first_trainable_layer(rng):
     calls = []
 
     class Spy(ReLU):
-        def backward(self, dy, need_input_grad=True):
+        def backward(self, dy):
             calls.append(self.name)
-            return super().backward(dy, need_input_grad)
+            return super().backward(dy)
 
     m = Sequential([Dense(8), Spy(name="low"), Dense(8), Spy(name="high"), Dense(3)])
     m.compile(SGD(0.1), "cross_entropy")

@@ -1,9 +1,11 @@
-"""Splitting a mini-batch across threads (scratchnn.parallel) gives the single-thread result."""
+"""Splitting a mini-batch across threads (scratchnn.engine.threads) gives the single-thread result."""
 import numpy as np
 import pytest
 
 import scratchnn as snn
-from scratchnn import parallel
+from scratchnn import engine, parallel
+from scratchnn.engine import threads
+from scratchnn.engine.plan import Plan, run_plan
 from scratchnn.layers import (BatchNorm, BatchNorm2D, Conv2D, Dense, Dropout, Flatten, Layer, MaxPool2D, RandomShift, ReLU)
 from scratchnn.optimizers import SGD
 
@@ -11,8 +13,8 @@ from scratchnn.optimizers import SGD
 @pytest.fixture
 def split(monkeypatch):
     """Two threads, and every batch worth splitting."""
-    monkeypatch.setattr(parallel, "MIN_SHARD_MACS", 1)
-    monkeypatch.setattr(parallel, "MIN_MOVED_PER_MAC", 0)
+    monkeypatch.setattr(threads, "MIN_SHARD_MACS", 1)
+    monkeypatch.setattr(threads, "MIN_MOVED_PER_MAC", 0)
     old = parallel._num_threads
     snn.set_num_threads(2)
     yield
@@ -43,9 +45,9 @@ def images(n=24, seed=1):
 def test_split_gradients_equal_whole_batch_gradients(split):
     X, y = images(23)  # odd: shards of 12 and 11 samples, weighted by their sizes
     whole, halves = cnn(), cnn()
-    loss1, hits1 = whole._forward_backward(whole.layers, whole.loss, X, y, True)
-    reps = parallel.Replicas(halves, 2)
-    reps.new_epoch()
+    loss1, hits1 = run_plan(Plan(whole, direct=False), X, y, True)
+    reps = threads.Replicas(halves, 2)
+    reps.new_epoch(Plan(halves, direct=False))
     loss2, hits2 = reps.forward_backward(X, y, True)
     assert loss2 == pytest.approx(loss1, rel=1e-12)
     assert hits2 == hits1
@@ -78,13 +80,18 @@ def test_split_is_used_and_blas_threads_are_restored(split):
 
     class Spy(snn.callbacks.Callback):
         def on_epoch_begin(self, epoch, logs=None):
-            seen.append((self.model._replicas is not None, numpy_blas_threads()))
+            seen.append(numpy_blas_threads())
 
-    before = numpy_blas_threads()
-    m.fit(X, y, epochs=1, batch_size=8, verbose=0, callbacks=[Spy()])
-    assert seen[0][0] and seen[0][1] == [1] * len(before)
+    calls = []
+    original = threads.Replicas.forward_backward
+    threads.Replicas.forward_backward = lambda self, *a: calls.append(1) or original(self, *a)
+    try:
+        before = numpy_blas_threads()
+        m.fit(X, y, epochs=1, batch_size=8, verbose=0, callbacks=[Spy()])
+    finally:
+        threads.Replicas.forward_backward = original
+    assert calls and seen[0] == [1] * len(before)  # split, one BLAS thread per share
     assert numpy_blas_threads() == before
-    assert m._replicas is None
 
 
 def test_random_layers_reproducible_per_thread_count(split):
@@ -110,11 +117,10 @@ def test_batch_norm_uses_whole_batch_statistics_across_threads(split, norm):
         return m
 
     whole, halves = make(), make()
-    loss1, _ = whole._forward_backward(whole.layers, whole.loss, X, y, True)
-    reps = parallel.Replicas(halves, 2)
-    reps.new_epoch()
+    loss1, _ = run_plan(Plan(whole, direct=False), X, y, True)
+    reps = threads.Replicas(halves, 2)
+    reps.new_epoch(Plan(halves, direct=False))
     loss2, _ = reps.forward_backward(X, y, True)
-    reps.close()
     for layer, twins in (pair for pairs in reps.update_sets for pair in pairs):
         for k, g in layer.grads.items():
             g += sum(t.grads[k] for t in twins)
@@ -135,7 +141,7 @@ class RejectsMarkedSample(Layer):
             raise ValueError("RejectsMarkedSample: bad sample")
         return x
 
-    def backward(self, dy, need_input_grad=True):
+    def backward(self, dy):
         return dy
 
 
@@ -168,13 +174,13 @@ def test_inference_split_matches_single_thread(split):
 
 
 def test_shard_rules():
-    assert parallel.bounds(10, 3) == [(0, 3), (3, 6), (6, 10)]
+    assert threads.bounds(10, 3) == [(0, 3), (3, 6), (6, 10)]
     conv_net = (4_300_000, 150_000)  # the benchmark CNN: much work outside the matrix products
-    assert parallel.shards_for(64, conv_net, threads=2) == 2
-    assert parallel.shards_for(64, conv_net, threads=1) == 1
-    assert parallel.shards_for(1, conv_net, threads=4) == 1
-    assert parallel.shards_for(512, (1_860_000, 7_000), threads=2) == 1  # an MLP: BLAS threads do better
-    assert parallel.shards_for(1, (100_000, 10_000), threads=2) == 1  # too little work to hand off
+    assert threads.shards_for(64, conv_net, threads=2) == 2
+    assert threads.shards_for(64, conv_net, threads=1) == 1
+    assert threads.shards_for(1, conv_net, threads=4) == 1
+    assert threads.shards_for(512, (1_860_000, 7_000), threads=2) == 1  # an MLP: BLAS threads do better
+    assert threads.shards_for(1, (100_000, 10_000), threads=2) == 1  # too little work to hand off
     with pytest.raises(ValueError, match="positive int"):
         snn.set_num_threads(0)
 
@@ -184,7 +190,7 @@ def test_work_per_sample_counts_conv_positions_and_im2col():
     m.build((1, 5, 5))
     conv_macs, dense_macs = (8 * 9 + 8) * 25, 200 * 10 + 10
     conv_moved = 8 * 25 + conv_macs // 8  # output + im2col (one 3x3 window per pixel)
-    assert m._work_per_sample() == (conv_macs + dense_macs, conv_moved + 200 + 10 + dense_macs // 10)
+    assert engine.work_per_sample(m) == (conv_macs + dense_macs, conv_moved + 200 + 10 + dense_macs // 10)
 
 
 def test_resume_with_split_batches_is_exact(split, tmp_path):
@@ -258,7 +264,7 @@ def test_overlapping_blas_limits_restore_the_original_count():
     threadpoolctl = pytest.importorskip("threadpoolctl")
     with threadpoolctl.threadpool_limits(2, user_api="blas"):
         before = numpy_blas_threads()
-        a, b = parallel.single_blas_thread(), parallel.single_blas_thread()
+        a, b = threads.single_blas_thread(), threads.single_blas_thread()
         a.__enter__()  # two fits in two threads: entered A, B, left A, B
         b.__enter__()
         a.__exit__(None, None, None)

@@ -127,3 +127,31 @@ def test_every_preset_has_its_row_in_the_accuracy_table():
     rows = {m for m in re.findall(r"^\| `([\w-]+)` \|", section, flags=re.M)}
     assert rows == set(PRESETS)
     assert "\n## Performance\n" in TEXT
+
+
+def test_custom_layer_and_optimizer_examples_run(tmp_path, monkeypatch, capsys):
+    """The README's worked layer passes its gradient check, and both examples train on both paths."""
+    from scratchnn.layers import LAYERS
+
+    monkeypatch.chdir(tmp_path)
+    layer_code = next(b for b in blocks("python") if "class Scale(Layer)" in b)
+    opt_code = next(b for b in blocks("python") if "class SignSGD(Optimizer)" in b)
+    scope = {}
+    try:
+        exec(compile(layer_code, "README layer", "exec"), scope)
+        assert "gradient check passed" in capsys.readouterr().out
+        exec(compile(opt_code, "README optimizer", "exec"), scope)
+        from scratchnn.layers import Dense
+
+        rng = np.random.default_rng(0)
+        X, y = rng.standard_normal((64, 5)), rng.integers(0, 3, 64)
+        for path in ("fast", "reference"):
+            model = Sequential([scope["Scale"](), Dense(3)]).compile(scope["SignSGD"](0.01), "softmax_cross_entropy")
+            hist = model.fit(X, y, epochs=3, batch_size=16, verbose=0, engine=path)
+            assert hist["loss"][-1] < hist["loss"][0]
+            model.save(tmp_path / "m.npz")
+            import scratchnn
+
+            assert isinstance(scratchnn.load(tmp_path / "m.npz").layers[0], scope["Scale"])
+    finally:
+        LAYERS.pop("Scale", None)

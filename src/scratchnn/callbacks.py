@@ -10,6 +10,8 @@ from __future__ import annotations
 import sys
 
 import numpy as np
+
+from .files import save_checkpoint, save_model
 from .errors import InvalidArgumentError
 
 
@@ -230,8 +232,6 @@ class ModelCheckpoint(Callback):
         return h
 
     def on_epoch_end(self, epoch, logs):
-        from .saving import save_checkpoint, save_model
-
         if not self.save_best_only:
             save_checkpoint(self.model, self.path, epoch + 1, self.history(), self.info)
             return

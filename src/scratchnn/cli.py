@@ -1,4 +1,6 @@
-"""The ``scratchnn`` command: ``train``, ``evaluate``, ``predict``, ``search``, ``experiment``, ``bench``.
+"""The ``scratchnn`` command: ``train``, ``evaluate``, ``predict``, ``search``, ``experiment``.
+
+(The benchmark lab is not part of the installed library: ``python benchmarks/bench_mlp.py`` in a checkout.)
 
     scratchnn train --dataset mnist --model mlp --epochs 10 --out runs/mlp
     scratchnn train --resume runs/mlp           # continue an interrupted run exactly
@@ -191,8 +193,8 @@ def fit_run(args, out, model, data, settings, start, prior):
         saving.save_model(model, os.path.join(out, "interrupted.npz"))
         finished = os.path.exists(ck_path)
         hint = (f"the last finished epoch is saved in {ck_path}; continue with: scratchnn train --resume {out}"
-                if finished else f"no epoch had finished, so there is nothing to resume; start again with the same "
-                                 f"command and --overwrite")
+                if finished else "no epoch had finished, so there is nothing to resume; start again with the same "
+                                 "command and --overwrite")
         print(f"\ninterrupted: {hint}", file=sys.stderr)
         return EXIT_INTERRUPTED
     except TrainingDivergedError as e:
@@ -287,7 +289,7 @@ def cmd_predict(args):
     return 0
 
 
-# -- search, experiment, bench ------------------------------------------------------------------------
+# -- search and experiment ------------------------------------------------------------------------
 def cmd_search(args):
     from .search import load_search_config, random_search
 
@@ -335,14 +337,6 @@ def cmd_experiment(args):
         except DataUnavailable as e:
             raise DataUnavailable(f"{e}; pass --data-dir, set $SCRATCHNN_DATA_DIR, or try --quick") from None
         print(f"{name}: {', '.join(result.files)}")
-    return 0
-
-
-def cmd_bench(args):
-    from .bench.suite import parse_lists, run
-
-    parse_lists(args)
-    run(args)
     return 0
 
 
@@ -425,15 +419,6 @@ def make_parser():
     ex.add_argument("--seed", type=setting("seed"), default=0)
     ex.add_argument("--quiet", action="store_true", help="no progress lines")
     ex.set_defaults(func=cmd_experiment)
-    from .bench.suite import add_arguments
-
-    b = sub.add_parser("bench", help="speed, memory and accuracy vs PyTorch and a minimal NumPy loop on this machine",
-                       parents=[common],
-                       description="The benchmark suite (sections workloads, cnn, inference, scaling, memmap); "
-                                   "prints tables and the issue's targets, writes JSON and PNG plots. The full "
-                                   "run takes ~15 min on 2 cores; --quick a few minutes.")
-    add_arguments(b, os.path.join("scratchnn-bench", "bench.json"))
-    b.set_defaults(func=cmd_bench)
     p.commands = sub.choices
     return p
 

@@ -53,4 +53,15 @@ class UsageError(InvalidArgumentError):
 
 
 class TrainingDivergedError(ScratchnnError, FloatingPointError):
-    """Training produced a NaN or infinite loss."""
+    """Training produced a NaN or infinite loss. ``epoch`` and ``batch`` (from 1) say where, when known."""
+
+    epoch: int | None = None
+    batch: int | None = None
+
+    @classmethod
+    def at(cls, loss, epoch, batch) -> "TrainingDivergedError":
+        """The error for a loss of ``loss`` in batch ``batch`` of epoch ``epoch`` (both counted from 0)."""
+        error = cls(f"loss became {loss} at epoch {epoch + 1}, batch {batch + 1}; training stopped (try a smaller "
+                    "learning rate, or check the inputs' scale)")
+        error.epoch, error.batch = epoch + 1, batch + 1
+        return error

@@ -233,40 +233,6 @@ def _float(x):
     return x if x.dtype.kind == "f" else x.astype(np.float64)
 
 
-def row_max(x):
-    """Maximum of each row of a 2-D array, shape ``(n,)``.
-
-    NumPy reduces along short rows one row at a time (~2.4 us for 32 x 10 float32, 23 us for
-    512 x 10); reducing a transposed copy along its first axis runs its SIMD loop across rows
-    instead (1.7 and 3.6 us). The copy pays for rows of up to ~32 values and from 16 rows on;
-    otherwise the plain reduction runs. NaN propagates as in ``np.max``.
-    """
-    xp = get_array_module(x)
-    if len(x) < 16 or x.shape[1] > 32:
-        return xp.maximum.reduce(x, axis=1)
-    return xp.maximum.reduce(xp.ascontiguousarray(x.T), axis=0)
-
-
-def row_sum(x):
-    """Sum of each row of a 2-D float array, shape ``(n,)``: one matrix-vector product with
-    ones (BLAS), ~2x faster than ``x.sum(axis=1)`` at 32 x 10 and ~6x at 512 x 10."""
-    xp = get_array_module(x)
-    return x @ _ones(xp, x.shape[1], x.dtype)
-
-
-_ONES: dict = {}
-
-
-def _ones(xp, n, dtype):
-    key = (xp, n, dtype)
-    ones = _ONES.get(key)
-    if ones is None:
-        ones = _ONES[key] = xp.ones(n, dtype)
-        if isinstance(ones, np.ndarray):
-            ones.flags.writeable = False
-    return ones
-
-
 def logsumexp(x, axis=-1, keepdims=False):
     """``log(sum(exp(x), axis))`` without overflow: the maximum is subtracted first.
 

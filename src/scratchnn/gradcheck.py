@@ -147,7 +147,7 @@ def check_model(model, X, y, *, seed: int = 0, eps: float = 1e-6, rtol: float = 
     _reseed(model.layers, seed)
     out = model.forward(X, training=True)
     _, dout = model.loss(out, y)
-    dx = model.backward(dout, need_input_grad=True)
+    dx = model.backward(dout)
     analytic = {"x": dx}
     variables = {"x": X}
     for layer in model.layers:

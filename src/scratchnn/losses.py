@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from .backend import get_array_module
-from .functional import row_max, row_sum, sigmoid
+from .functional import logsumexp, sigmoid, softmax
 from .errors import InvalidArgumentError, InvalidTypeError
 
 
@@ -20,6 +20,12 @@ class Loss:
 
     def get_config(self):
         return {}
+
+
+def correct_count(out, y) -> int:
+    """How many rows of network outputs ``out`` have their largest value at the true class (labels or one-hot ``y``)."""
+    truth = y if y.ndim == 1 else y.argmax(axis=1)
+    return int(np.count_nonzero(out.argmax(axis=1) == truth))
 
 
 def check_labels(y, n_classes: int, where: str = "SoftmaxCrossEntropy"):
@@ -59,56 +65,36 @@ class SoftmaxCrossEntropy(Loss):
     def __call__(self, pred, target):
         z = pred
         if z.ndim != 2:
-            raise InvalidArgumentError(f"SoftmaxCrossEntropy expects logits of shape (batch, classes), received {tuple(z.shape)}")
+            raise InvalidArgumentError(f"SoftmaxCrossEntropy expects logits of shape (batch, classes), "
+                                       f"received {tuple(z.shape)}")
         n, c = z.shape
         xp = get_array_module(z)
         target = xp.asarray(target)
+        p = softmax(z, axis=1)  # exp(z - max) / sum: never overflows
         if target.ndim == 1:
             if len(target) != n:
                 raise InvalidArgumentError(f"SoftmaxCrossEntropy: {n} predictions but {len(target)} labels")
             y = check_labels(target, c) if self.check else target
-            # (row_max / row_sum: reductions along short rows are slow in NumPy, see functional)
-            e = z - row_max(z)[:, None]  # shifted logits, max 0: exp cannot overflow
-            if not e.flags.c_contiguous:  # (Fortran-ordered logits) flat must be a view of e
-                e = xp.ascontiguousarray(e)
-            flat = e.reshape(-1)
-            hit = self._row_starts(xp, n, c) + y  # flat positions of e[i, y_i]
-            zy = flat[hit]
-            xp.exp(e, out=e)
-            s = row_sum(e)
-            e /= s[:, None]  # softmax
-            flat[hit] -= 1  # fused gradient (p - onehot(y)) / n
-            # mean of logsumexp(z) - z_y
-            value = float(xp.add.reduce(xp.log(s, out=s)) - xp.add.reduce(zy)) / n
+            rows = xp.arange(n)
+            value = float(xp.mean(logsumexp(z, axis=1) - z[rows, y]))  # mean of -log p[i, y_i]
+            grad = p
+            grad[rows, y] -= 1  # (p - onehot(y)) / N
         else:
             if target.shape != z.shape:
                 raise InvalidArgumentError(f"SoftmaxCrossEntropy: one-hot targets must have shape {tuple(z.shape)}, "
-                                 f"received {tuple(target.shape)}")
-            shifted = z - z.max(axis=1, keepdims=True)
-            e = xp.exp(shifted)
-            s = e.sum(axis=1, keepdims=True)
-            value = float(xp.sum(target * (xp.log(s) - shifted)) / n)
+                                           f"received {tuple(target.shape)}")
+            value = float(xp.sum(target * (logsumexp(z, axis=1, keepdims=True) - z)) / n)
             # d/dz sum_k t_k (logsumexp(z) - z_k) = p * sum(t) - t  (= p - t for one-hot rows)
-            e = ((e / s) * target.sum(axis=1, keepdims=True) - target).astype(z.dtype, copy=False)
-        e *= 1.0 / n  # in place: e keeps the logits' dtype
-        return value, e
-
-    def _row_starts(self, xp, n, c):
-        """``[0, c, 2c, ...]`` (``n`` entries): where each row of an ``(n, c)`` array starts
-        once flattened; cached, since every batch of a fit asks for the same ones."""
-        starts = getattr(self, "_starts", None)
-        if starts is None or starts[0] != (xp, c) or len(starts[1]) < n:
-            starts = self._starts = ((xp, c), xp.arange(max(n, 1)) * c)
-        return starts[1][:n]
+            grad = (p * target.sum(axis=1, keepdims=True) - target).astype(z.dtype, copy=False)
+        grad /= n
+        return value, grad
 
     def value(self, pred, target):
         target = np.asarray(target)
-        shifted = pred - row_max(pred)[:, None]
-        logs = np.log(row_sum(np.exp(shifted)))
         if target.ndim == 1:
             y = check_labels(target, pred.shape[1]) if self.check else target
-            return float(np.mean(logs - shifted[np.arange(len(y)), y]))
-        return float(np.sum(target * (logs[:, None] - shifted)) / len(pred))
+            return float(np.mean(logsumexp(pred, axis=1) - pred[np.arange(len(y)), y]))
+        return float(np.sum(target * (logsumexp(pred, axis=1, keepdims=True) - pred)) / len(pred))
 
 
 def _match_target(pred, target, where):

@@ -1,28 +1,27 @@
 """``Sequential``: a stack of layers trained with mini-batch gradient descent.
 
-One mini-batch, end to end: ``fit`` gathers the batch -> each ``layer.forward`` ->
-``loss`` -> each ``layer.backward`` in reverse -> regularizer gradients ->
-``optimizer.step(params, grads)`` -> constraints -> callbacks. There is no other
-training loop. (With plain SGD, large weight matrices take their step inside
-``backward`` instead, as one BLAS call: see ``Layer.direct_keys`` and ``scratchnn.blas``.)
+One mini-batch, end to end (``Sequential.train_step``, the reference step): each ``layer.forward``
+-> ``loss`` -> each ``layer.backward`` in reverse -> regularizer gradients ->
+``optimizer.step(params, grads)`` -> constraints; ``fit`` loops over batches and epochs and calls
+the callbacks. By default ``fit`` runs that same step through ``scratchnn.engine``, which computes
+the same thing faster (tests prove it); ``fit(..., engine="reference")`` runs ``train_step`` itself,
+to read or step through in a debugger.
 """
 from __future__ import annotations
 
-import contextlib
 import math
 import os
 import time
-from functools import partial
 
 import numpy as np
 
-from . import blas
+from . import engine as engine_mod
 from . import losses as losses_mod
-from . import parallel
 from . import optimizers as optimizers_mod
 from . import regularizers as regularizers_mod
 from .backend import default_dtype, global_rng
 from .callbacks import CallbackList, History
+from .files import save_model
 from .layers.base import Layer
 from .errors import InvalidArgumentError, InvalidTypeError, StateError, TrainingDivergedError
 
@@ -94,14 +93,33 @@ def forward(layers, x, training=False):
     return x
 
 
-def backward(layers, dout, need_input_grad=False):
-    """Backpropagate through ``layers`` in reverse (see ``Sequential.backward``)."""
-    stop = 0
-    if not need_input_grad:
-        stop = next((i for i, l in enumerate(layers) if l.trainable and l.params), len(layers) - 1)
-    for layer in reversed(layers[stop + 1:]):
+def backward(layers, dout):
+    """Backpropagate ``dout`` through ``layers``, last to first; returns the input gradient."""
+    for layer in reversed(layers):
         dout = layer.backward(dout)
-    return layers[stop].backward(dout, need_input_grad=need_input_grad)
+    return dout
+
+
+class ReferenceRunner:
+    """How ``fit(..., engine="reference")`` runs: each batch copied out of the data, then ``train_step``."""
+
+    def __init__(self, model):
+        self.model = model
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    def begin_epoch(self):
+        pass
+
+    def batch(self, X, y, idx):
+        return np.asarray(X[idx], dtype=self.model.dtype), y[idx]
+
+    def step(self, xb, yb, classify, epoch, batch):
+        return self.model.train_step(xb, yb, classify, epoch, batch)
 
 
 class Sequential:
@@ -135,8 +153,6 @@ class Sequential:
         self.history = None
         self.input_shape = None
         self.info: dict = {}
-        self._plan = None  # set by fit for the duration of an epoch
-        self._replicas = None  # per-thread layer copies, set by fit when batches are split (scratchnn.parallel)
         self.shuffle_rng = None  # created by the first fit (or fit(seed=...)); checkpoints save its state
         for layer in layers or []:
             self.add(layer)
@@ -219,14 +235,9 @@ class Sequential:
     def forward(self, x, training=False):
         return forward(self.layers, x, training)
 
-    def backward(self, dout, need_input_grad=False):
-        """Backpropagate ``dout`` from the last layer; returns the input gradient if asked.
-
-        Without ``need_input_grad`` it stops at the first layer with trainable parameters,
-        which skips its input gradient: nothing below it needs one, so a frozen base
-        (transfer learning) costs no backward work at all.
-        """
-        return backward(self.layers, dout, need_input_grad)
+    def backward(self, dout):
+        """Backpropagate ``dout`` from the last layer to the first; returns the input gradient."""
+        return backward(self.layers, dout)
 
     def penalty(self) -> float:
         return float(sum(layer.penalty() for layer in self.layers))
@@ -262,7 +273,7 @@ class Sequential:
 
     # -- training -------------------------------------------------------------------
     def fit(self, X, y, epochs=1, batch_size=32, validation_data=None, shuffle=True, verbose=1,
-            callbacks=None, seed=None, initial_epoch=0):
+            callbacks=None, seed=None, initial_epoch=0, engine="fast"):
         """Train with mini-batch gradient descent.
 
         Args:
@@ -276,6 +287,10 @@ class Sequential:
             seed: seed of the shuffling generator. None keeps the generator of the previous
                 ``fit`` (or draws one from ``scratchnn.set_seed``'s global generator the first time).
             initial_epoch: epoch to start at (to continue a run restored from a checkpoint).
+            engine: ``"fast"`` (default): steps run through ``scratchnn.engine`` (kernels, reused
+                buffers, threads); ``"reference"``: each step is ``train_step``, the plain math, to
+                read or step through in a debugger. Both compute the same updates (up to float
+                rounding; tests compare them).
 
         Returns:
             ``History`` with per-epoch ``loss``, ``accuracy``, ``val_loss``, ``val_accuracy``.
@@ -305,171 +320,86 @@ class Sequential:
         self.stop_training = False
         classify = isinstance(self.loss, losses_mod.SoftmaxCrossEntropy) or (y.ndim == 2 and y.shape[1] > 1)
         steps = math.ceil(n / batch_size)
-        # one reusable buffer per batch: np.take gathers into it instead of allocating X[idx] each step
-        cast = X.dtype != self.dtype
-        xbuf = np.empty((batch_size,) + X.shape[1:], dtype=self.dtype)
-        ybuf = np.empty((batch_size,) + y.shape[1:], dtype=y.dtype)
-        checked = getattr(self.loss, "check", None)
+        if engine == "fast":
+            runner = engine_mod.FastEngine(self, batch_size, X.shape[1:], y.shape[1:], y.dtype)
+        elif engine == "reference":
+            runner = ReferenceRunner(self)
+        else:
+            raise InvalidArgumentError(f"fit: engine must be 'fast' or 'reference', received {engine!r}")
         cbs.on_train_begin({"epochs": epochs, "steps": steps, "samples": n, "initial_epoch": initial_epoch})
-        try:
-            if checked:
-                self.loss.check = False  # every label was validated once above
-            self._replicas = self._make_replicas(batch_size)
-            # split batches run one BLAS thread per batch share (scratchnn.parallel)
-            with parallel.single_blas_thread() if self._replicas else contextlib.nullcontext():
-                for epoch in range(initial_epoch, epochs):
-                    self.optimizer.set_epoch(epoch)
-                    cbs.on_epoch_begin(epoch)
-                    # once per epoch, so callbacks may (un)freeze layers and schedules change lr
-                    self._plan = self._make_plan(direct=self._replicas is None)
-                    if self._replicas is not None:
-                        self._replicas.new_epoch()
-                    t0 = time.perf_counter()
-                    order = self.shuffle_rng.permutation(n) if shuffle else np.arange(n)
-                    total_loss = 0.0
-                    correct = 0
-                    for b in range(steps):
-                        idx = order[b * batch_size:(b + 1) * batch_size]
-                        m = len(idx)
-                        if cast:  # memory-mapped data of another dtype: read and convert this batch only
-                            xbuf[:m] = X[idx]
-                            xb = xbuf[:m]
-                        else:
-                            xb = X.take(idx, 0, xbuf[:m], "clip")  # into the buffer; "raise" would copy twice
-                        yb = y.take(idx, 0, ybuf[:m], "clip")
-                        loss, hits = self.train_step(xb, yb, classify, epoch, b)
-                        total_loss += loss * m
-                        correct += hits
-                        cbs.on_batch_end(b, loss, hits, m)
-                    logs = {"loss": total_loss / n}
-                    if classify:
-                        logs["accuracy"] = correct / n
-                    if Xv is not None:
-                        logs.update({f"val_{k}": v for k, v in self._evaluate(Xv, yv).items()})
-                        if not math.isfinite(logs["val_loss"]):  # the weights overflow on held-out data
-                            error = TrainingDivergedError(
-                                f"validation loss became {logs['val_loss']} after epoch {epoch + 1}; training "
-                                "stopped (try a smaller learning rate or penalty, or check the inputs' scale)")
-                            error.epoch, error.batch = epoch + 1, None
-                            raise error
-                    logs["time"] = time.perf_counter() - t0
-                    cbs.on_epoch_end(epoch, logs)
-                    if self.stop_training:
-                        break
-        finally:
-            if self._replicas is not None:
-                self._replicas.close()
-            for layer in self.layers:  # backward outside fit fills grads again
-                layer.direct_step = None
-            self._plan = self._replicas = None
-            if checked:
-                self.loss.check = checked
+        with runner:
+            for epoch in range(initial_epoch, epochs):
+                self.optimizer.set_epoch(epoch)
+                cbs.on_epoch_begin(epoch)
+                runner.begin_epoch()
+                t0 = time.perf_counter()
+                order = self.shuffle_rng.permutation(n) if shuffle else np.arange(n)
+                total_loss = 0.0
+                correct = 0
+                for b in range(steps):
+                    xb, yb = runner.batch(X, y, order[b * batch_size:(b + 1) * batch_size])
+                    loss, hits = runner.step(xb, yb, classify, epoch, b)
+                    total_loss += loss * len(xb)
+                    correct += hits
+                    cbs.on_batch_end(b, loss, hits, len(xb))
+                logs = {"loss": total_loss / n}
+                if classify:
+                    logs["accuracy"] = correct / n
+                if Xv is not None:
+                    logs.update({f"val_{k}": v for k, v in self._evaluate(Xv, yv, fast=engine == "fast").items()})
+                    if not math.isfinite(logs["val_loss"]):  # the weights overflow on held-out data
+                        error = TrainingDivergedError(
+                            f"validation loss became {logs['val_loss']} after epoch {epoch + 1}; training "
+                            "stopped (try a smaller learning rate or penalty, or check the inputs' scale)")
+                        error.epoch = epoch + 1
+                        raise error
+                logs["time"] = time.perf_counter() - t0
+                cbs.on_epoch_end(epoch, logs)
+                if self.stop_training:
+                    break
         cbs.on_train_end()
         return history
 
-    def _make_replicas(self, batch_size):
-        """Per-thread copies of the layers when batches of ``batch_size`` are worth splitting."""
-        shards = parallel.shards_for(batch_size, self._work_per_sample())
-        return parallel.Replicas(self, shards) if shards > 1 else None
-
-    def _work_per_sample(self):
-        key = (self.input_shape, len(self.layers))
-        if getattr(self, "_work", (None, 0))[0] != key:
-            self._work = (key, parallel.work_per_sample(self.layers, self.input_shape))
-        return self._work[1]
-
-    def _make_plan(self, direct=False):
-        """What one update touches: the trainable parameters and gradients (dicts keyed
-        ``"layer.key"``), and the layers with a penalty or a constraint.
-
-        ``direct`` (fit on one thread): where the optimizer's step is a fixed multiple of the
-        gradient (plain SGD), unregularized layers step their ``direct_keys`` themselves
-        during backward (``Layer.direct_step``) where that pays (``blas.worth_direct``: large
-        matrices); those parameters leave the optimizer's dicts.
-        """
-        scale = self.optimizer.direct_step() if direct else None
-        params, grads = {}, {}
-        for layer in self.layers:
-            direct_keys = ()
-            if scale is not None and layer.trainable and layer.regularizer is None:
-                direct_keys = [k for k in layer.direct_keys if blas.worth_direct(layer.params[k])]
-            layer.direct_step = scale if direct_keys else None
-            if layer.trainable:
-                for k, p in layer.params.items():
-                    if k not in direct_keys:
-                        params[f"{layer.name}.{k}"] = p
-                        grads[f"{layer.name}.{k}"] = layer.grads[k]
-        trainable = [l for l in self.layers if l.trainable and l.params]
-        return (params, grads, [l for l in self.layers if l.regularizer is not None],
-                [l for l in trainable if l.regularizer is not None], [l for l in trainable if l.constraint is not None])
-
     def train_step(self, xb, yb, classify=True, epoch=0, batch=0):
-        """One update on one mini-batch; returns ``(loss, number of correct predictions)``."""
-        params, grads, penalized, regularized, constrained = self._plan or self._make_plan()
-        split = self._replicas is not None and len(xb) >= self._replicas.shards
-        if split:
-            loss, hits = self._replicas.forward_backward(xb, yb, classify)
-        else:
-            loss, hits = self._forward_backward(self.layers, self.loss, xb, yb, classify)
-        for layer in penalized:
-            loss += layer.penalty()
-        if not math.isfinite(loss):
-            error = TrainingDivergedError(
-                f"loss became {loss} at epoch {epoch + 1}, batch {batch + 1}; "
-                "training stopped (try a smaller learning rate, or check the inputs' scale)")
-            error.epoch, error.batch = epoch + 1, batch + 1  # 1-based, as in the message
-            raise error
-        if split:  # the same three steps, layers shared out among the threads
-            self._replicas.update(self.optimizer)
-            return loss, hits
-        for layer in regularized:
-            layer.add_penalty_grads()
-        self.optimizer.step(params, grads)
-        for layer in constrained:
-            layer.apply_constraint()
-        return loss, hits
+        """One update on one mini-batch, as the math reads: the reference step.
 
-    @staticmethod
-    def _forward_backward(layers, loss_fn, xb, yb, classify, scale=1.0, shard=False):
-        """Forward, loss and backward of one batch (or of one thread's ``shard`` of it, whose
-        loss and gradients are weighted by ``scale``); returns ``(loss, correct predictions)``."""
-        out = forward(layers, xb, training=True)
-        loss, dout = loss_fn(out, yb)
-        if scale != 1.0:
-            loss *= scale
-            dout = dout * dout.dtype.type(scale)
-        # a non-finite loss stops the run before any update, so its backward can be skipped;
-        # but not by one shard alone: batch norm's backward waits for every shard
-        if shard or math.isfinite(loss):
-            backward(layers, dout)
-        if not classify:
-            return loss, 0
-        truth = yb if yb.ndim == 1 else yb.argmax(axis=1)
-        return loss, int(np.count_nonzero(out.argmax(axis=1) == truth))
+        ``fit(..., engine="reference")`` calls it for every batch; the default engine computes the
+        same update faster. Returns ``(mean loss including penalties, correct predictions)``.
+        """
+        out = self.forward(xb, training=True)  # each layer.forward, first to last
+        loss, dout = self.loss(out, yb)  # the batch's mean loss and dL/d(out)
+        loss += self.penalty()  # + the regularizers' terms
+        if not math.isfinite(loss):  # stop before a NaN reaches the weights
+            raise TrainingDivergedError.at(loss, epoch, batch)
+        self.backward(dout)  # each layer.backward, last to first: fills every layer.grads
+        trainable = [layer for layer in self.layers if layer.trainable and layer.params]
+        for layer in trainable:
+            layer.add_penalty_grads()  # + d(penalty)/dW
+        params = {f"{layer.name}.{k}": p for layer in trainable for k, p in layer.params.items()}
+        grads = {f"{layer.name}.{k}": layer.grads[k] for layer in trainable for k in layer.params}
+        self.optimizer.step(params, grads)  # p -= lr * g (or momentum, Adam, ...)
+        for layer in trainable:
+            layer.apply_constraint()  # max-norm, if any
+        return loss, losses_mod.correct_count(out, yb) if classify else 0
 
     # -- inference --------------------------------------------------------------------
-    def _batches(self, X, batch_size):
+    def _batches(self, X, batch_size, fast=True):
         for i in range(0, len(X), batch_size):
-            yield self._infer(np.asarray(X[i:i + batch_size], dtype=self.dtype))
+            yield self._infer(np.asarray(X[i:i + batch_size], dtype=self.dtype), fast)
 
-    def _infer(self, x):
-        """Inference-mode forward pass of one batch, split across threads when it is large."""
-        shards = parallel.shards_for(len(x), self._work_per_sample()) if len(x) > 1 else 1
-        if shards < 2:
-            return forward(self.layers, x)
-        with parallel.single_blas_thread() if self._replicas is None else contextlib.nullcontext():
-            parts = parallel.run([partial(forward, self.layers, x[a:b]) for a, b in parallel.bounds(len(x), shards)])
-        return np.concatenate(parts)
+    def _infer(self, x, fast=True):
+        """Inference-mode forward pass of one batch: through the engine (threads for large batches,
+        kernels) or, with ``fast=False``, each layer's plain forward."""
+        return engine_mod.infer(self, x) if fast else forward(self.layers, x)
 
-    def _evaluate(self, X, y, batch_size=1000):
+    def _evaluate(self, X, y, batch_size=1000, fast=True):
         total, correct = 0.0, 0
         classify = isinstance(self.loss, losses_mod.SoftmaxCrossEntropy) or (y.ndim == 2 and y.shape[1] > 1)
-        for i, out in enumerate(self._batches(X, batch_size)):
+        for i, out in enumerate(self._batches(X, batch_size, fast)):
             yb = y[i * batch_size:(i + 1) * batch_size]
             total += self.loss.value(out, yb) * len(out)
             if classify:
-                truth = yb if yb.ndim == 1 else yb.argmax(axis=1)
-                correct += int(np.count_nonzero(out.argmax(axis=1) == truth))
+                correct += losses_mod.correct_count(out, yb)
         res = {"loss": total / len(X) + self.penalty()}
         if classify:
             res["accuracy"] = correct / len(X)
@@ -536,9 +466,7 @@ class Sequential:
         return text
 
     def save(self, path) -> None:
-        """Save architecture and weights to a ``.npz`` file atomically (see ``scratchnn.saving``)."""
-        from .saving import save_model
-
+        """Save architecture and weights to a ``.npz`` file atomically (see ``scratchnn.files``)."""
         save_model(self, path)
 
     def __repr__(self):

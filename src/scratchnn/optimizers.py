@@ -67,20 +67,13 @@ class Optimizer:
             self.update(key, p, grads[key])
 
     def begin_step(self) -> None:
-        """Start a step: ``update`` follows once per parameter (from several threads when
-        ``fit`` splits batches across threads, each parameter on one thread)."""
+        """Start a step: ``update`` follows once per parameter. (``step`` calls both; the engine may
+        call ``update`` from several threads when it splits batches, each parameter on one thread,
+        for optimizers that keep the base ``step``.)"""
         self.iterations += 1
 
     def update(self, key, p, g) -> None:
         raise NotImplementedError
-
-    def direct_step(self) -> float | None:
-        """``s`` when every update is ``p += s * g`` with no state (plain SGD: ``-lr``), else None.
-
-        ``Sequential.fit`` then lets layers add ``s * g`` into their weights during backward
-        (``Layer.direct_keys``), one BLAS call instead of a gradient array and two passes.
-        """
-        return None
 
     def _slot(self, key, name, like):
         st = self.state.setdefault(key, {})
@@ -128,9 +121,6 @@ class SGD(Optimizer):
         self.nesterov = bool(nesterov)
         if self.nesterov and self.momentum == 0:
             raise InvalidArgumentError("SGD: nesterov=True needs momentum > 0")
-
-    def direct_step(self):
-        return -self.lr if self.momentum == 0 else None
 
     def update(self, key, p, g):
         if self.momentum == 0:

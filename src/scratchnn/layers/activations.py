@@ -10,68 +10,17 @@ from .dense import Dense
 from ..errors import InvalidArgumentError
 
 
-def _memory_order(x):
-    """The axes of ``x`` from outermost to innermost in memory when ``x`` is compact (each axis
-    steps over all the axes inside it; batch axis outermost), else None."""
-    strides = x.strides
-    if not strides or strides[0] < max(strides):
-        return None
-    order = sorted(range(x.ndim), key=lambda i: -strides[i])
-    step = x.itemsize
-    for i in reversed(order):
-        if x.shape[i] != 1 and strides[i] != step:
-            return None
-        step *= x.shape[i]
-    return order
-
-
 class ReLU(Layer):
     """``max(x, 0)``. The gradient at exactly 0 is taken as 0 (as PyTorch does)."""
 
-    _zeros = None  # read-only zeros for at least one batch of this layer's input (see _zeros_for)
-
     def forward(self, x, training=False):
-        # (below ~1,000 values the scalar costs no more than the buffer's checks)
-        zeros = self._zeros_for(x) if getattr(x, "size", 0) >= 1024 else 0
-        y = get_array_module(x).maximum(x, zeros)
+        y = get_array_module(x).maximum(x, 0)
         self._cache = y if training else None
         return y
 
-    def _zeros_for(self, x):
-        """Zeros shaped and laid out like a float array ``x`` (a view of a cached buffer), else 0.
-
-        NumPy's SIMD maximum loop takes two arrays of one memory layout; against a broadcast
-        scalar it runs ~2.5x slower (float32, NumPy 2.4). The zeros follow ``x``'s axis order,
-        so an NCHW view of channels-last data (Conv2D's output) stays channels-last, and come
-        from ``zeros`` of that order, so large buffers stay on the kernel's shared zero page
-        (no resident memory; pickling and copying drop them). Non-float, 0-d and strided
-        (non-compact) inputs take the scalar.
-        """
-        zeros = self._zeros
-        if (type(zeros) is not type(x) or zeros.strides != x.strides or zeros.dtype != x.dtype
-                or zeros.shape[1:] != x.shape[1:] or len(zeros) < len(x)):
-            if x.dtype.kind != "f":  # (0-d inputs never get here: forward's size gate)
-                return 0
-            order = _memory_order(x)
-            if order is None:
-                return 0
-            xp = get_array_module(x)
-            zeros = xp.zeros([x.shape[i] for i in order], x.dtype).transpose(np.argsort(order))
-            if zeros.strides != x.strides:  # size-1 axes may carry any stride: copy x's exactly
-                zeros = xp.lib.stride_tricks.as_strided(zeros, x.shape, x.strides, writeable=False)
-            if isinstance(zeros, np.ndarray):
-                zeros.flags.writeable = False
-            self._zeros = zeros
-        return zeros[:len(x)]
-
-    def __getstate__(self):  # (pickle, copy, deepcopy) the zero buffer is rebuilt on demand
-        state = self.__dict__.copy()
-        state.pop("_zeros", None)
-        return state
-
-    def backward(self, dy, need_input_grad=True):
+    def backward(self, dy):
         y = self._require_cache()
-        return dy * (y > 0)
+        return dy * (y > 0)  # dL/dx = dL/dy where the unit was active, else 0
 
 
 class _AlphaActivation(Layer):
@@ -100,7 +49,7 @@ class LeakyReLU(_AlphaActivation):
         self._cache = pos if training else None
         return y
 
-    def backward(self, dy, need_input_grad=True):
+    def backward(self, dy):
         pos = self._require_cache()
         return get_array_module(dy).where(pos, dy, dy * dy.dtype.type(self.alpha))
 
@@ -119,7 +68,7 @@ class ELU(_AlphaActivation):
         self._cache = (pos, y) if training else None
         return y
 
-    def backward(self, dy, need_input_grad=True):
+    def backward(self, dy):
         pos, y = self._require_cache()
         # d/dx alpha (e^x - 1) = alpha e^x = y + alpha
         return get_array_module(dy).where(pos, dy, dy * (y + y.dtype.type(self.alpha)))
@@ -133,7 +82,7 @@ class Sigmoid(Layer):
         self._cache = y if training else None
         return y
 
-    def backward(self, dy, need_input_grad=True):
+    def backward(self, dy):
         y = self._require_cache()
         return dy * y * (1 - y)
 
@@ -146,7 +95,7 @@ class Tanh(Layer):
         self._cache = y if training else None
         return y
 
-    def backward(self, dy, need_input_grad=True):
+    def backward(self, dy):
         y = self._require_cache()
         return dy * (1 - y * y)
 
@@ -163,7 +112,7 @@ class Softmax(Layer):
         self._cache = y if training else None
         return y
 
-    def backward(self, dy, need_input_grad=True):
+    def backward(self, dy):
         y = self._require_cache()
         # Jacobian-vector product: dx_i = y_i (dy_i - sum_j dy_j y_j)
         return y * (dy - (dy * y).sum(axis=-1, keepdims=True))
@@ -204,13 +153,16 @@ class Maxout(Dense):
         self._winners = idx if training else None
         return get_array_module(z).take_along_axis(z, idx[..., None], axis=2)[..., 0]
 
-    def backward(self, dy, need_input_grad=True):
+    def backward(self, dy):
+        return super().backward(self._route(dy))
+
+    def _route(self, dy):
+        """Each output's gradient goes to the piece that won the max (the others get 0)."""
         self._require_cache()
         xp = get_array_module(dy)
-        # route each output's gradient to the piece that won the max, then through the affine map
         dz = xp.zeros((len(dy), self.maxout_units, self.pieces), dtype=dy.dtype)
         xp.put_along_axis(dz, self._winners[..., None], dy[..., None], axis=2)
-        return super().backward(dz.reshape(len(dy), -1), need_input_grad)
+        return dz.reshape(len(dy), -1)
 
     def get_config(self):
         cfg = super().get_config()

@@ -55,10 +55,8 @@ class RandomShift(Layer):
         self._cache = (idx, x.shape)
         return padded[idx].transpose(0, 3, 1, 2)  # (N, H, W, C) -> (N, C, H, W)
 
-    def backward(self, dy, need_input_grad=True):
+    def backward(self, dy):
         idx, (n, c, h, w) = self._require_cache()
-        if not need_input_grad:
-            return None
         k = self.max_shift
         # a shift moves each pixel to a distinct place, so scattering back is a plain assignment
         dpad = np.zeros((n, h + 2 * k, w + 2 * k, c), dtype=dy.dtype)

@@ -2,23 +2,18 @@
 
 ``y = layer.forward(x, training=False)`` computes the output and, when
 ``training=True``, keeps on ``self`` exactly what the backward pass needs.
-``dx = layer.backward(dy)`` returns the gradient w.r.t. the input and fills
-``layer.grads[k]`` for every ``layer.params[k]``. Optimizers, regularizers,
-gradient checks and save/load use only this interface.
-
-One shortcut, used only inside ``Sequential.fit``: when the optimizer's step is a fixed
-multiple of the gradient (plain SGD, ``Optimizer.direct_step``), a layer listing a parameter
-in ``direct_keys`` is given ``direct_step = s`` and its backward adds ``s * gradient``
-straight into that parameter (one BLAS call) instead of filling ``grads``.
+``dx = layer.backward(dy)`` returns the gradient w.r.t. the input (a new array: never write
+into ``dy``) and fills ``layer.grads[k]`` for every ``layer.params[k]``. Optimizers,
+regularizers, gradient checks, save/load and both ways ``fit`` runs a step (the plain
+reference step and the default engine, ``scratchnn.engine``) use only this interface.
 """
 from __future__ import annotations
 
-import copy
 import inspect
 
 import numpy as np
 
-from ..backend import float_dtype, get_array_module
+from ..backend import float_dtype
 from ..errors import InvalidArgumentError, InvalidTypeError, StateError
 
 #: name -> Layer subclass: the classes ``load`` and model description files may name (see ``register``)
@@ -46,16 +41,6 @@ class Layer:
 
     #: parameters a regularizer or constraint applies to (biases and BN shifts are exempt)
     weight_keys: tuple[str, ...] = ()
-    #: True when the training output of a sample depends on the other samples of the batch
-    #: (batch normalization): when a batch is split across threads, such a layer adds up its
-    #: statistics across the threads through ``self.sync`` (see ``scratchnn.parallel``)
-    batch_coupled = False
-    #: parameters whose step ``backward`` can add into the parameter itself when
-    #: ``self.direct_step`` is set (see the module docstring; ``Dense``: its weights)
-    direct_keys: tuple[str, ...] = ()
-    #: set by ``Sequential.fit`` for the duration of a plain-SGD fit, else None
-    direct_step: float | None = None
-
     def __init__(self, name: str | None = None, trainable: bool = True):
         self.name = name
         self.trainable = bool(trainable)
@@ -125,6 +110,7 @@ class Layer:
         raise NotImplementedError
 
     def backward(self, dy):
+        """Return dL/dx for dL/dy = ``dy`` and fill ``self.grads[k]`` = dL/d``params[k]``."""
         raise NotImplementedError
 
     def _require_cache(self):
@@ -145,17 +131,6 @@ class Layer:
                 else f"{self.label} expected input with {expected} {what} on axis {axis}, "
                 f"received shape {tuple(x.shape)}"
             )
-
-    def replica(self) -> "Layer":
-        """A copy for another thread: shares ``params`` and ``buffers``, owns ``grads`` and caches.
-
-        Layers keep nothing but ``_cache`` between forward and backward, so a shallow copy
-        with fresh gradient arrays is an independent worker on the same weights.
-        """
-        twin = copy.copy(self)
-        twin.grads = {k: get_array_module(g).zeros_like(g) for k, g in self.grads.items()}
-        twin._cache = None
-        return twin
 
     # -- parameters ---------------------------------------------------------------
     def zero_grads(self) -> None:

@@ -175,27 +175,35 @@ class Conv2D(Layer):
         self._cache = (cols, x.shape, pads) if training else None
         return y.reshape(n, ho, wo, self.filters).transpose(0, 3, 1, 2)
 
-    def backward(self, dy, need_input_grad=True):
+    def backward(self, dy):
         cols, x_shape, pads = self._require_cache()
-        self._cache = None  # backward consumes the cache: its im2col buffer is reused below
-        xp = get_array_module(dy)
-        n, c, h, w = x_shape
+        self._cache = None  # backward consumes the cache: its im2col buffer is reused for dx
+        dym = self._dy_rows(dy)
+        self._fill_grads(cols, dym, dym.sum(axis=0) if self.use_bias else None)
+        return self._input_grad(cols, dym, x_shape, pads)
+
+    def _dy_rows(self, dy):
+        """Rows of dY in the same (N, Ho, Wo) order as the im2col rows (free when dy is channels-last)."""
+        return dy.transpose(0, 2, 3, 1).reshape(-1, self.filters)
+
+    def _fill_grads(self, cols, dym, db):
+        """dL/dW = cols^T dY, reordered from (kh, kw, C, F) to PyTorch's (F, C, kh, kw); dL/db = ``db``,
+        the column sums of dY."""
         (kh, kw), f = self.kernel_size, self.filters
-        # rows of dY in the same (N, Ho, Wo) order as the im2col rows (free when dy is channels-last)
-        dym = dy.transpose(0, 2, 3, 1).reshape(-1, f)
-        # dL/dW = cols^T dY, reordered from (kh, kw, C, F) to PyTorch's (F, C, kh, kw)
-        dWm = xp.matmul(cols.T, dym)
+        c = cols.shape[1] // (kh * kw)
+        dWm = get_array_module(dym).matmul(cols.T, dym)
         self.grads["W"][...] = dWm.reshape(kh, kw, c, f).transpose(3, 2, 0, 1)
         if self.use_bias:
-            # dL/db = column sums of dY: row_sum's BLAS product with (cached) ones is ~10x faster
-            # than sum(axis=0) on this tall matrix and accumulates float32 more accurately
-            self.grads["b"][...] = F.row_sum(dym.T)
-        if not need_input_grad:
-            return None
-        # dL/dx = col2im(dY W^T). dY W^T is computed per kernel offset, dY @ W[:, :, a, b]
-        # (one batched product), giving the columns offset-major: (kh * kw, N * Ho * Wo, C).
-        # col2im then adds contiguous slabs, and the product is written into the im2col buffer,
-        # which dW no longer needs (same size), so the step never holds two such buffers.
+            self.grads["b"][...] = db
+
+    def _input_grad(self, cols, dym, x_shape, pads):
+        """dL/dx = col2im(dY W^T). dY W^T is computed per kernel offset, dY @ W[:, :, a, b] (one
+        batched product), giving the columns offset-major: (kh * kw, N * Ho * Wo, C). col2im then adds
+        contiguous slabs, and the product is written into the im2col buffer, which dW no longer needs
+        (same size), so the step never holds two such buffers."""
+        xp = get_array_module(dym)
+        n, c, h, w = x_shape
+        (kh, kw), f = self.kernel_size, self.filters
         Wk = self.params["W"].transpose(2, 3, 0, 1).reshape(kh * kw, f, c)
         dtype = np.result_type(dym.dtype, Wk.dtype)
         reuse = cols.dtype == dtype and cols.flags.c_contiguous and cols.flags.writeable

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import blas, initializers, regularizers
+from .. import initializers, regularizers
 from ..backend import default_dtype, get_array_module, global_rng
 from .base import Layer, check_positive_int
 from ..errors import InvalidArgumentError
@@ -31,7 +31,6 @@ class Dense(Layer):
     """
 
     weight_keys = ("W",)
-    direct_keys = ("W",)
 
     def __init__(self, units, in_features=None, init="xavier_uniform", use_bias=True,
                  regularizer=None, constraint=None, name=None, trainable=True):
@@ -89,28 +88,12 @@ class Dense(Layer):
         self._cache = x if training else None
         return y
 
-    def backward(self, dy, need_input_grad=True):
+    def backward(self, dy):
         x = self._require_cache()
-        xp = get_array_module(dy)
-        W = self.params["W"]
-        # dL/dx = dy W^T, first: a direct step (below) changes W
-        dx = xp.matmul(dy, W.T) if need_input_grad else None
-        if self.direct_step is not None:
-            # plain SGD inside fit: W += -lr * x^T dy in one GEMM, no gradient array
-            blas.add_at_b(self.direct_step, x, dy, W)
-        else:
-            # dL/dW = x^T dy, written straight into the gradient. np.dot, not np.matmul: with
-            # one sample (K = 1) matmul skips BLAS and is ~7x slower, dot is one GEMM at every
-            # batch size; it needs an output of the operands' dtype, so a mixed-dtype call uses matmul.
-            gW = self.grads["W"]
-            if x.dtype == dy.dtype == gW.dtype:
-                xp.dot(x.T, dy, out=gW)
-            else:
-                xp.matmul(x.T, dy, out=gW)
-        # dL/db = sum over the batch of dy
+        self.grads["W"][...] = x.T @ dy  # dL/dW = x^T dy
         if self.use_bias:
-            xp.add.reduce(dy, axis=0, out=self.grads["b"])
-        return dx
+            self.grads["b"][...] = dy.sum(axis=0)  # dL/db = dy summed over the batch
+        return dy @ self.params["W"].T  # dL/dx = dy W^T
 
     def get_config(self):
         return {

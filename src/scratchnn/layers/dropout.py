@@ -42,7 +42,7 @@ class Dropout(Layer):
         self._cache = mask
         return x * mask
 
-    def backward(self, dy, need_input_grad=True):
+    def backward(self, dy):
         mask = self._require_cache()
         return dy * mask if self.rate else dy
 

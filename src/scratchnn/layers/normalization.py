@@ -28,8 +28,6 @@ class BatchNorm(Layer):
     """
 
     required_ndim: int | None = None
-    batch_coupled = True
-    sync = None  # (SyncGroup, thread index) while fit splits batches across threads
 
     def __init__(self, momentum=0.9, eps=1e-5, name=None, trainable=True):
         super().__init__(name=name, trainable=trainable)
@@ -58,31 +56,30 @@ class BatchNorm(Layer):
             raise InvalidArgumentError(f"{self.label} expects {want} input (batch, channels, ...), "
                              f"received per-sample shape {tuple(shape)}")
 
-    def forward(self, x, training=False):
+    def _check_input(self, x):
         self.ensure_built(x)
         self._check_ndim(x.ndim, x.shape[1:])
         c = len(self.params["gamma"])
         if x.shape[1] != c:
-            raise InvalidArgumentError(f"{self.label} expected {c} features/channels on axis 1, received shape {tuple(x.shape)}")
+            raise InvalidArgumentError(f"{self.label} expected {c} features/channels on axis 1, "
+                                       f"received shape {tuple(x.shape)}")
+
+    def forward(self, x, training=False):
+        self._check_input(x)
         xp = get_array_module(x)
-        axes = (0,) + tuple(range(2, x.ndim))
+        c = len(self.params["gamma"])
+        axes = (0,) + tuple(range(2, x.ndim))  # statistics over all axes but the features/channels
         bshape = (1, c) + (1,) * (x.ndim - 2)
         gamma = self.params["gamma"].reshape(bshape)
         beta = self.params["beta"].reshape(bshape)
         if training:
-            m = self._sum(x.size // c)  # values per channel, in all threads' shares
-            mean = self._sum(x.sum(axis=axes)) / m
+            m = x.size // c  # values per feature/channel
+            mean = x.sum(axis=axes) / m
             xc = x - mean.reshape(bshape)
-            var = self._sum((xc * xc).sum(axis=axes)) / m
+            var = (xc * xc).sum(axis=axes) / m
             inv_std = 1.0 / xp.sqrt(var + x.dtype.type(self.eps))
             xhat = xc * inv_std.reshape(bshape)
-            if self.sync is None or self.sync[1] == 0:  # one thread of a split batch updates them
-                mom = self.momentum
-                unbiased = var * (m / (m - 1)) if m > 1 else var
-                self.buffers["running_mean"] *= mom
-                self.buffers["running_mean"] += (1 - mom) * mean
-                self.buffers["running_var"] *= mom
-                self.buffers["running_var"] += (1 - mom) * unbiased
+            self._update_running(mean, var, m)
             self._cache = (xhat, inv_std, axes, bshape, m)
             return xhat * gamma + beta
         self._cache = None
@@ -91,26 +88,24 @@ class BatchNorm(Layer):
         shift = beta - self.buffers["running_mean"].reshape(bshape) * scale
         return x * scale + shift
 
-    def backward(self, dy, need_input_grad=True):
+    def _update_running(self, mean, var, m):
+        """running = momentum * running + (1 - momentum) * batch statistic (unbiased variance)."""
+        mom = self.momentum
+        unbiased = var * (m / (m - 1)) if m > 1 else var
+        self.buffers["running_mean"] *= mom
+        self.buffers["running_mean"] += (1 - mom) * mean
+        self.buffers["running_var"] *= mom
+        self.buffers["running_var"] += (1 - mom) * unbiased
+
+    def backward(self, dy):
         xhat, inv_std, axes, bshape, m = self._require_cache()
-        self.grads["beta"][...] = dy.sum(axis=axes)
-        self.grads["gamma"][...] = (dy * xhat).sum(axis=axes)
-        if not need_input_grad:
-            return None
-        # whole-batch sums (this thread's grads hold its own share: the shares are added after the step)
-        c = len(inv_std)
-        sums = self._sum(get_array_module(dy).concatenate((self.grads["beta"], self.grads["gamma"])))
-        dbeta, dgamma = sums[:c].reshape(bshape), sums[c:].reshape(bshape)
+        dbeta = dy.sum(axis=axes)  # dL/dbeta
+        dgamma = (dy * xhat).sum(axis=axes)  # dL/dgamma
+        self.grads["beta"][...] = dbeta
+        self.grads["gamma"][...] = dgamma
         # dx = gamma / (m sigma) * (m dy - sum(dy) - xhat * sum(dy xhat))
         k = (self.params["gamma"] * inv_std / m).reshape(bshape)
-        return k * (m * dy - dbeta - xhat * dgamma)
-
-    def _sum(self, a):
-        """``a`` summed over every thread's share of a split batch (itself when not split)."""
-        if self.sync is None or not self.sync[0].active:
-            return a
-        group, index = self.sync
-        return group.allsum(index, a)
+        return k * (m * dy - dbeta.reshape(bshape) - xhat * dgamma.reshape(bshape))
 
     def get_config(self):
         return {"momentum": self.momentum, "eps": self.eps, **super().get_config()}
@@ -179,9 +174,9 @@ class Standardize(Layer):
         self._cache = True if training else None
         return (x - self.buffers["mean"]) / self.buffers["std"]
 
-    def backward(self, dy, need_input_grad=True):
+    def backward(self, dy):
         self._require_cache()
-        return dy / self.buffers["std"] if need_input_grad else None
+        return dy / self.buffers["std"]
 
     def get_config(self):
         return {"eps": self.eps, "axis": self.axis, **super().get_config()}

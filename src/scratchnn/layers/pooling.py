@@ -194,10 +194,8 @@ class MaxPool2D(_Pool2D):
         self._cache = (idx, x.shape, pads, tiled, _is_channels_last(x)) if training else None
         return y
 
-    def backward(self, dy, need_input_grad=True):
+    def backward(self, dy):
         idx, x_shape, pads, tiled, channels_last = self._require_cache()
-        if not need_input_grad:
-            return None
         xp = get_array_module(dy)
         dy = _in_layout(xp, dy, channels_last)  # the layout of idx and dx
         dxpad = self._grad_buffer(xp, x_shape, pads, dy.dtype, channels_last, tiled)
@@ -234,10 +232,8 @@ class AvgPool2D(_Pool2D):
         self._cache = (x.shape, pads, tiled, _is_channels_last(x)) if training else None
         return y
 
-    def backward(self, dy, need_input_grad=True):
+    def backward(self, dy):
         x_shape, pads, tiled, channels_last = self._require_cache()
-        if not need_input_grad:
-            return None
         xp = get_array_module(dy)
         (ph, pw) = self.pool_size
         # each input of a window receives dy / window size
@@ -269,10 +265,8 @@ class GlobalAvgPool2D(Layer):
         self._cache = (x.shape, _is_channels_last(x)) if training else None
         return x.mean(axis=(2, 3))
 
-    def backward(self, dy, need_input_grad=True):
+    def backward(self, dy):
         x_shape, channels_last = self._require_cache()
-        if not need_input_grad:
-            return None
         xp = get_array_module(dy)
         h, w = x_shape[2:]
         dx = _alloc(xp, x_shape, dy.dtype, channels_last)

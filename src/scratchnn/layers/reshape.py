@@ -28,10 +28,8 @@ class Flatten(Layer):
         self._cache = x.shape if training else None
         return x.reshape(x.shape[0], -1)
 
-    def backward(self, dy, need_input_grad=True):
+    def backward(self, dy):
         x_shape = self._require_cache()
-        if not need_input_grad:
-            return None
         return _fresh(dy.reshape(x_shape), dy)
 
     def output_shape(self, input_shape):
@@ -89,10 +87,8 @@ class Reshape(Layer):
         self._cache = x.shape if training else None
         return x.reshape(x.shape[0], *shape)
 
-    def backward(self, dy, need_input_grad=True):
+    def backward(self, dy):
         x_shape = self._require_cache()
-        if not need_input_grad:
-            return None
         return _fresh(dy.reshape(x_shape), dy)
 
     def get_config(self):

@@ -21,7 +21,7 @@ from . import common, machine
 from .measure import time_rounds
 from .mlp import HEADLINE, NumpyRunner
 from .runners import make_runners
-from ..errors import InvalidArgumentError
+from scratchnn.errors import InvalidArgumentError
 
 
 class LeanNumpyRunner(NumpyRunner):

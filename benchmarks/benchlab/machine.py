@@ -4,7 +4,7 @@ Memory method (documented choice)
 ---------------------------------
 ``tracemalloc`` sees NumPy's data buffers (NumPy reports them) but not PyTorch's, so it
 cannot compare the contenders. Instead every contender whose memory is reported runs in a
-fresh subprocess (``python -m scratchnn.bench.measure``) that
+fresh subprocess (``python -m benchlab.measure``) that
 
 1. imports its libraries and reads its resident set size (``VmRSS``): the *baseline*;
 2. loads the data and builds the model, frees the loading temporaries (``gc`` +
@@ -46,7 +46,8 @@ def gemm_peak(n: int = 2048, repeats: int = 7) -> dict:
     """
     from functools import partial
 
-    from .. import parallel
+    from scratchnn import parallel
+    from scratchnn.engine import threads
 
     rng = np.random.default_rng(0)
     a = rng.random((n, n), dtype=np.float32)
@@ -67,8 +68,8 @@ def gemm_peak(n: int = 2048, repeats: int = 7) -> dict:
     k = parallel.get_num_threads()
     if k > 1:
         outs = [out] + [np.empty_like(out) for _ in range(k - 1)]
-        with parallel.single_blas_thread():
-            side = best_of(lambda: parallel.run([partial(np.matmul, a, b, out=o) for o in outs]))
+        with threads.single_blas_thread():
+            side = best_of(lambda: threads.run([partial(np.matmul, a, b, out=o) for o in outs]))
         res["gflops_blas_threads"] = res["gflops"]
         res["gflops_side_by_side"] = k * 2.0 * n**3 / side / 1e9
         res["gflops"] = max(res["gflops"], res["gflops_side_by_side"])
@@ -276,5 +277,5 @@ def warn_openblas_env() -> None:
     bad = [k for k in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE") if os.environ.get(k)]
     if bad:
         print(f"warning: {', '.join(bad)} set: OpenBLAS may run a slower kernel. For benchmarking run "
-              "`env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE scratchnn bench` "
+              "`env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/bench_mlp.py` "
               "(never change them in tests or CI)", file=sys.stderr)

@@ -9,7 +9,7 @@ the kernel caches and can drop) next to the file size.
 Run::
 
     python benchmarks/bench_memmap.py [--sizes 1,4,16] [--dir /tmp/scratchnn-memmap]
-    scratchnn bench --sections memmap [--memmap-sizes 1,4,16]
+    python benchmarks/bench_mlp.py --sections memmap [--memmap-sizes 1,4,16]
 """
 from __future__ import annotations
 
@@ -103,7 +103,7 @@ def bench_memmap(sizes=(1, 4, 16), folder=None, base: int = MNIST_TRAIN, verbose
         labels = folder / f"labels-{k}x.npy"
         np.save(labels, y)
         try:
-            cmd, env = module_command("scratchnn.bench.memmap", "--child", str(path), str(labels))
+            cmd, env = module_command("benchlab.memmap", "--child", str(path), str(labels))
             out = subprocess.run(cmd, capture_output=True, text=True, check=True, env=env)
         finally:
             path.unlink()

@@ -17,7 +17,7 @@ import time
 import numpy as np
 
 from . import common
-from ..errors import InvalidArgumentError
+from scratchnn.errors import InvalidArgumentError
 
 CONTENDERS = ("scratchnn", "torch", "numpy")
 

@@ -130,7 +130,7 @@ def threads(n: int, use_torch: bool = True):
     """
     from threadpoolctl import threadpool_limits
 
-    from .. import parallel
+    from scratchnn import parallel
 
     torch = sys.modules.get("torch") if use_torch else None
     old = torch.get_num_threads() if torch is not None else None
@@ -200,12 +200,12 @@ def memory_budget_bytes(sizes, batch, n_data_rows, optimizer="sgd", bn=False, dr
 
 # --------------------------------------------------------------------------- misc
 def module_command(module: str, *args) -> tuple[list, dict]:
-    """``(argv, env)`` running ``python -m module args`` on this very scratchnn (also from a checkout)."""
+    """``(argv, env)`` running ``python -m module args`` on this very scratchnn and this lab."""
     import scratchnn
 
-    root = str(Path(scratchnn.__file__).resolve().parent.parent)
+    roots = [str(Path(scratchnn.__file__).resolve().parent.parent), str(Path(__file__).resolve().parent.parent)]
     env = dict(os.environ)
-    env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    env["PYTHONPATH"] = os.pathsep.join(roots + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
     return [sys.executable, "-m", module, *args], env
 
 

@@ -1,6 +1,6 @@
 """The benchmark suite: scratchnn vs PyTorch (CPU, eager) vs a minimal NumPy loop.
 
-Run it with ``scratchnn bench`` (or ``python benchmarks/bench_mlp.py`` in a checkout); see
+Run it from a checkout with ``python benchmarks/bench_mlp.py`` (it lives beside the library, not in it); see
 ``benchmarks/README.md`` for every section and column. Modules:
 
 * ``common``: data, thread control, FLOP counting, memory budget, tables, subprocess commands;

@@ -1,4 +1,4 @@
-"""The suite: ``scratchnn bench`` and ``python benchmarks/bench_mlp.py`` (same flags).
+"""The suite: ``python benchmarks/bench_mlp.py``.
 
 Sections (``--sections``, comma-separated):
 
@@ -23,7 +23,7 @@ import sys
 import time
 from pathlib import Path
 
-from ..errors import UsageError
+from scratchnn.errors import UsageError
 
 SECTIONS = ("workloads", "cnn", "inference", "scaling", "memmap")
 DEFAULT_SECTIONS = "workloads,cnn,inference,scaling"

@@ -1,6 +1,6 @@
 """Measuring: alternating rounds, workloads, inference throughput, scaling, the memory subprocess.
 
-Run as ``python -m scratchnn.bench.measure SPEC_JSON`` it is the memory worker: one contender
+Run as ``python -m benchlab.measure SPEC_JSON`` it is the memory worker: one contender
 of one workload in a fresh interpreter (see ``machine`` for the method).
 """
 from __future__ import annotations
@@ -279,7 +279,7 @@ def measure_in_subprocess(wl, contender: str, threads: int, n_train: int, n_val:
     spec = {"workload": {"kind": wl.kind, **dataclasses.asdict(wl)}, "contender": contender, "threads": threads,
             "n_train": n_train, "n_data": max(n_data or n_train, n_train), "n_val": n_val, "rounds": rounds,
             "data": data, "data_dir": data_dir, "probe_ref": probe_ref}
-    cmd, env = common.module_command("scratchnn.bench.measure", json.dumps(spec))
+    cmd, env = common.module_command("benchlab.measure", json.dumps(spec))
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
     for line in proc.stdout.splitlines():
         if line.startswith("RESULT "):

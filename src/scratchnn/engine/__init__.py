@@ -1,0 +1,137 @@
+"""The engine: how ``Sequential.fit`` and ``predict`` run by default. The same math as the plain step
+(``Sequential.train_step``, ``fit(..., engine="reference")``), in fewer passes and on all cores.
+
+Everything scratchnn does for speed is here, and only here:
+
+- **kernels** (``kernels.py``): faster passes for some of the library's layers and for the
+  softmax cross-entropy, looked up by the layer's exact class; any other layer runs its own
+  plain ``forward``/``backward``. ``register_kernel`` is the hook for a layer of your own;
+- **the lowest trainable layer computes no input gradient** (nothing below it needs one);
+- **plain SGD inside the product** (``blas.py``): with ``SGD`` without momentum, large weight
+  matrices of unregularized layers take their step ``W += -lr x^T dy`` as one BLAS call during
+  backward, instead of a gradient array and two more passes;
+- **reused batch buffers**: each mini-batch is gathered into the same arrays;
+- **threads** (``threads.py``): for convolutional networks each mini-batch is split across the
+  cores, one BLAS thread per share, with batch normalization synchronized across them.
+
+Any optimizer goes through its own ``step(params, grads)``; the engine's only special cases are
+plain SGD (above) and, with split batches, the library's optimizers, whose per-parameter
+``update`` it shares out among the threads. ``tests/test_engine.py`` trains the same models on
+both paths and compares the weights.
+"""
+from __future__ import annotations
+
+import contextlib
+import math
+import weakref
+from functools import partial
+
+import numpy as np
+
+from ..errors import TrainingDivergedError
+from . import threads
+from .kernels import register_kernel
+from .plan import Plan, forward_fn, run_plan
+
+__all__ = ["FastEngine", "Plan", "register_kernel", "infer", "run_plan"]
+
+
+class FastEngine:
+    """Runs ``fit``'s steps for ``model`` with mini-batches of up to ``batch_size`` samples
+    (a context manager: BLAS threads are limited while batches are split across threads)."""
+
+    def __init__(self, model, batch_size, sample_shape, y_shape, y_dtype):
+        self.model = model
+        self.xbuf = np.empty((batch_size,) + tuple(sample_shape), dtype=model.dtype)
+        self.ybuf = np.empty((batch_size,) + tuple(y_shape), dtype=y_dtype)
+        shards = threads.shards_for(batch_size, work_per_sample(model))
+        self.replicas = threads.Replicas(model, shards) if shards > 1 else None
+        self.plan = None
+        self._limit = threads.single_blas_thread() if self.replicas else contextlib.nullcontext()
+
+    def __enter__(self):
+        self._limit.__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        self.plan = None
+        return self._limit.__exit__(*exc)
+
+    def begin_epoch(self):
+        self.plan = Plan(self.model, direct=self.replicas is None)
+        if self.replicas is not None:
+            self.replicas.new_epoch(self.plan)
+
+    def batch(self, X, y, idx):
+        """Samples ``idx`` of ``X`` and ``y`` gathered into the reused buffers."""
+        m = len(idx)
+        if X.dtype != self.xbuf.dtype:  # memory-mapped data of another dtype: convert this batch only
+            self.xbuf[:m] = X[idx]
+            xb = self.xbuf[:m]
+        else:
+            xb = X.take(idx, 0, self.xbuf[:m], "clip")  # "raise" would copy twice
+        return xb, y.take(idx, 0, self.ybuf[:m], "clip")
+
+    def step(self, xb, yb, classify=True, epoch=0, batch=0):
+        """One update; returns ``(loss, correct predictions)`` (what ``Sequential.train_step`` does)."""
+        plan, model = self.plan, self.model
+        split = self.replicas is not None and len(xb) >= self.replicas.shards
+        if split:
+            loss, hits = self.replicas.forward_backward(xb, yb, classify)
+        else:
+            loss, hits = run_plan(plan, xb, yb, classify)
+        for layer in plan.penalized:
+            loss += layer.penalty()
+        if not math.isfinite(loss):
+            raise TrainingDivergedError.at(loss, epoch, batch)
+        if split:  # the threads' gradients added up, and the update shared out among them
+            self.replicas.update(model.optimizer, plan)
+            return loss, hits
+        for layer in plan.regularized:
+            layer.add_penalty_grads()
+        model.optimizer.step(plan.params, plan.grads)
+        for layer in plan.constrained:
+            layer.apply_constraint()
+        return loss, hits
+
+
+# -- inference ----------------------------------------------------------------------------------------
+_FORWARD_CACHE: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()  # model -> (layer ids, functions)
+_WORK_CACHE: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()  # model -> (key, work per sample)
+
+
+def _forward_fns(model):
+    key = tuple(map(id, model.layers))
+    cached = _FORWARD_CACHE.get(model)
+    if cached is None or cached[0] != key:
+        cached = _FORWARD_CACHE[model] = (key, [forward_fn(l) for l in model.layers])
+    return cached[1]
+
+
+def work_per_sample(model):
+    key = (model.input_shape, tuple(map(id, model.layers)))
+    cached = _WORK_CACHE.get(model)
+    if cached is None or cached[0] != key:
+        cached = _WORK_CACHE[model] = (key, threads.work_per_sample(model.layers, model.input_shape))
+    return cached[1]
+
+
+def _forward(fns, x):
+    for f in fns:
+        x = f(x, False)
+    return x
+
+
+def infer(model, x):
+    """Inference-mode forward pass of one batch, split across threads when it is large."""
+    if len(x) == 1:  # one sample: too small for any kernel to pay for being looked up
+        for layer in model.layers:
+            x = layer.forward(x)
+        return x
+    fns = _forward_fns(model)
+    shards = threads.shards_for(len(x), work_per_sample(model)) if len(x) > 1 else 1
+    if shards < 2:
+        return _forward(fns, x)
+    with threads.single_blas_thread():
+        parts = threads.run([partial(_forward, fns, x[a:b]) for a, b in threads.bounds(len(x), shards)])
+    return np.concatenate(parts)

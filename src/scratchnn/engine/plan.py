@@ -1,0 +1,90 @@
+"""One step's plan: which function runs each layer's forward and backward, the loss function, and
+what the update touches (see ``scratchnn.engine``)."""
+from __future__ import annotations
+
+import math
+from functools import partial
+
+from ..losses import correct_count
+from ..optimizers import SGD
+from . import blas, kernels
+
+
+def forward_fn(layer, training_split=None):
+    """``f(x, training)`` running ``layer``'s forward: its kernel when it has one, else its own.
+    ``training_split = (SyncGroup, index)`` selects batch normalization's synchronized kernel."""
+    if training_split is not None and isinstance(layer, kernels.BatchNorm):
+        return partial(kernels.batchnorm_forward, layer, sync=training_split)
+    kernel = kernels.FORWARD.get(type(layer))
+    return layer.forward if kernel is None else partial(kernel, layer)
+
+
+def backward_fn(layer, need_dx=True, step=None, sync=None):
+    """``f(dy) -> dx`` running ``layer``'s backward (its kernel when it has one); ``need_dx=False``
+    may skip the input gradient (then returns None)."""
+    if sync is not None and isinstance(layer, kernels.BatchNorm):
+        return partial(kernels.batchnorm_backward, layer, need_dx=need_dx, step=None, sync=sync)
+    kernel = kernels.BACKWARD.get(type(layer))
+    if kernel is not None:
+        return partial(kernel, layer, need_dx=need_dx, step=step)
+    if need_dx:
+        return layer.backward
+
+    def params_only(dy):  # a layer without a kernel computes its input gradient anyway
+        layer.backward(dy)
+
+    return params_only
+
+
+class Plan:
+    """What one step of ``model`` runs: the forward and backward functions of every layer, the loss
+    function, and what the update touches. Made again every epoch, so callbacks may (un)freeze
+    layers and schedules change the learning rate."""
+
+    def __init__(self, model, direct=True, sync=None):
+        layers, opt = model.layers, model.optimizer
+        # plain SGD: the step is a fixed multiple of the gradient, so a kernel may add it in itself
+        step = -opt.lr if direct and type(opt) is SGD and opt.momentum == 0 else None
+        stop = next((i for i, l in enumerate(layers) if l.trainable and l.params), len(layers) - 1)
+        self.params, self.grads, direct_layers = {}, {}, set()
+        for layer in layers:
+            keys = kernels.DIRECT_KEYS.get(type(layer), ())
+            stepped = (step is not None and layer.trainable and layer.regularizer is None and keys
+                       and all(blas.worth_direct(layer.params[k]) for k in keys))
+            if stepped:
+                direct_layers.add(id(layer))
+            if layer.trainable:
+                for k, p in layer.params.items():
+                    if not (stepped and k in keys):
+                        self.params[f"{layer.name}.{k}"] = p
+                        self.grads[f"{layer.name}.{k}"] = layer.grads[k]
+        self.direct = [l for l in layers if id(l) in direct_layers]
+        self.forward = [forward_fn(l, sync[i] if sync else None) for i, l in enumerate(layers)]
+        self.backward = [backward_fn(layers[i], need_dx=i != stop,
+                                     step=step if id(layers[i]) in direct_layers else None,
+                                     sync=sync[i] if sync else None)
+                         for i in range(len(layers) - 1, stop - 1, -1)]
+        loss_kernel = kernels.LOSSES.get(type(model.loss))
+        self.loss = model.loss if loss_kernel is None else partial(loss_kernel, model.loss)
+        trainable = [l for l in layers if l.trainable and l.params]
+        self.penalized = [l for l in layers if l.regularizer is not None]
+        self.regularized = [l for l in trainable if l.regularizer is not None]
+        self.constrained = [l for l in trainable if l.constraint is not None]
+
+
+def run_plan(plan, xb, yb, classify, scale=1.0, always_backward=False):
+    """Forward, loss and backward of one batch (or of one thread's share of it, whose loss and
+    gradients are weighted by ``scale``); returns ``(loss, correct predictions)``."""
+    out = xb
+    for f in plan.forward:
+        out = f(out, True)
+    loss, dout = plan.loss(out, yb)
+    if scale != 1.0:
+        loss *= scale
+        dout = dout * dout.dtype.type(scale)
+    # a non-finite loss stops the run before any update, so its backward can be skipped; but not
+    # by one thread's share alone: batch norm's backward waits for every share
+    if always_backward or math.isfinite(loss):
+        for f in plan.backward:
+            dout = f(dout)
+    return loss, correct_count(out, yb) if classify else 0

@@ -1,0 +1,343 @@
+"""The engine computes what the plain path computes.
+
+Each kernel is compared with the layer's (or loss's) own plain code, and whole trainings on the
+default path (``engine="fast"``) are compared with ``engine="reference"`` (``Sequential.train_step``).
+Tolerances: kernels that run the same NumPy operations are compared bitwise; where the engine
+reorders sums (BLAS products with ones, a GEMM that adds the SGD step in place, threads adding
+their shares), float64 runs agree to rtol 1e-9 / atol 1e-9 (a convolution's bias before batch norm
+has a gradient of ~1e-9 that is only rounding noise) and float32 runs, the training default, to
+rtol 2e-4 / atol 2e-6 after several steps.
+"""
+import numpy as np
+import pytest
+
+import scratchnn as snn
+from scratchnn import engine
+from scratchnn.engine import kernels, threads
+from scratchnn.gradcheck import check_layer
+from scratchnn.layers import (BatchNorm, BatchNorm2D, Conv2D, Dense, Dropout, Flatten, Layer, MaxPool2D, Maxout, ReLU,
+                              register)
+from scratchnn.losses import SoftmaxCrossEntropy
+from scratchnn.optimizers import SGD, Adam
+from scratchnn.regularizers import L2, MaxNorm
+
+F32 = dict(rtol=2e-4, atol=2e-6)
+F64 = dict(rtol=1e-9, atol=1e-9)
+
+
+@pytest.fixture
+def split(monkeypatch):
+    """Two threads, and every batch worth splitting."""
+    monkeypatch.setattr(threads, "MIN_SHARD_MACS", 1)
+    monkeypatch.setattr(threads, "MIN_MOVED_PER_MAC", 0)
+    snn.set_num_threads(2)
+    yield
+    snn.set_num_threads(None)
+
+
+@pytest.fixture
+def one_thread():
+    snn.set_num_threads(1)
+    yield
+    snn.set_num_threads(None)
+
+
+# -- kernels against the plain code ----------------------------------------------------------------
+def _pair(make, x, dy):
+    """The same layer twice (same weights): ``(plain result, plain layer, twin)``."""
+    outs = []
+    for _ in range(2):
+        snn.set_seed(0)
+        layer = make()
+        outs.append((layer, layer.forward(x, training=True)))  # builds: same weights in both
+    (a, ya), (b, yb) = outs
+    np.testing.assert_array_equal(ya, yb)
+    return a.backward(dy), a, b
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_dense_kernel_equals_the_plain_backward(rng, dtype):
+    x, dy = rng.standard_normal((8, 5)).astype(dtype), rng.standard_normal((8, 3)).astype(dtype)
+    dx, plain, twin = _pair(lambda: Dense(3), x, dy)
+    np.testing.assert_array_equal(kernels.dense_backward(twin, dy, True, None), dx)
+    for k in plain.grads:
+        np.testing.assert_array_equal(twin.grads[k], plain.grads[k])
+    twin.forward(x, training=True)
+    assert kernels.dense_backward(twin, dy, False, None) is None  # the lowest layer: no input gradient
+    W = twin.params["W"].copy()
+    twin.forward(x, training=True)
+    kernels.dense_backward(twin, dy, True, -0.1)  # plain SGD inside the product
+    np.testing.assert_allclose(twin.params["W"], W - 0.1 * plain.grads["W"], rtol=1e-5 if dtype == np.float32 else 1e-12)
+
+
+def test_maxout_and_conv_kernels_equal_the_plain_backward(rng):
+    x, dy = rng.standard_normal((6, 5)), rng.standard_normal((6, 4))
+    dx, plain, twin = _pair(lambda: Maxout(4, pieces=3, init="he_normal"), x, dy)
+    np.testing.assert_array_equal(kernels.maxout_backward(twin, dy, True, None), dx)
+    np.testing.assert_array_equal(twin.grads["W"], plain.grads["W"])
+    x, dy = rng.standard_normal((3, 2, 7, 7)), rng.standard_normal((3, 4, 7, 7))
+    dx, plain, twin = _pair(lambda: Conv2D(4, 3, padding="same"), x, dy)
+    np.testing.assert_array_equal(kernels.conv_backward(twin, dy, True, None), dx)
+    np.testing.assert_array_equal(twin.grads["W"], plain.grads["W"])
+    np.testing.assert_allclose(twin.grads["b"], plain.grads["b"], **F64)  # bias: a product with ones
+    twin.forward(x, training=True)
+    assert kernels.conv_backward(twin, dy, False, None) is None
+
+
+@pytest.mark.parametrize("norm, shape", [(BatchNorm, (10, 6)), (BatchNorm2D, (5, 3, 4, 4))])
+def test_batch_norm_kernel_equals_the_plain_backward(rng, norm, shape):
+    x, dy = rng.standard_normal(shape), rng.standard_normal(shape)
+    dx, plain, twin = _pair(norm, x, dy)
+    np.testing.assert_array_equal(kernels.batchnorm_backward(twin, dy, True, None), dx)
+    for k in plain.grads:
+        np.testing.assert_array_equal(twin.grads[k], plain.grads[k])
+
+
+@pytest.mark.parametrize("n, c", [(1, 3), (32, 10), (500, 10), (64, 40)])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_softmax_cross_entropy_kernel_equals_the_plain_loss(rng, n, c, dtype):
+    z = (rng.standard_normal((n, c)) * 5).astype(dtype)
+    z[0, 0] = 1e4  # huge logits stay finite
+    y = rng.integers(0, c, n)
+    loss = SoftmaxCrossEntropy()
+    v1, g1 = loss(z.copy(), y)
+    v2, g2 = kernels.softmax_cross_entropy(loss, z.copy(), y)
+    assert g2.dtype == dtype and np.isfinite(g2).all()
+    tol = dict(rtol=1e-5, atol=1e-7) if dtype == np.float32 else F64
+    np.testing.assert_allclose(v2, v1, **tol)
+    np.testing.assert_allclose(g2, g1, **tol)
+
+
+def test_relu_kernel_zero_buffer_follows_the_input():
+    """The zeros (inputs of >= 1,024 values) adapt to every batch size, feature shape, dtype and
+    memory layout, stay read-only, and never change a result."""
+    rng = np.random.default_rng(0)
+    layer = ReLU()
+    fwd = engine.forward_fn(layer)
+    for shape, dtype in [((64, 50), np.float32), ((7, 200), np.float32), ((90, 50), np.float32),
+                         ((30, 20, 4), np.float32), ((30, 20, 4), np.float64), ((2000,), np.float64)]:
+        x = rng.standard_normal(shape).astype(dtype)
+        y = fwd(x, True)
+        assert y.dtype == dtype and y.shape == shape
+        np.testing.assert_array_equal(y, layer.forward(x))
+    zeros = kernels._ZEROS[layer]
+    assert not zeros.flags.writeable and zeros.shape == (2000,)
+    special = np.tile([[np.nan, -np.inf, np.inf, -1.0]], (300, 1))
+    y = fwd(special, False)
+    assert np.isnan(y[:, 0]).all() and (y[:, 1] == 0).all() and np.isinf(y[:, 2]).all() and (y[:, 3] == 0).all()
+    # the zeros follow the input's memory layout: a channels-last view (Conv2D's output) stays
+    # channels-last; a strided view takes the scalar
+    nhwc = rng.standard_normal((8, 10, 12, 3)).astype(np.float32)
+    for x, channels_last in [(nhwc.transpose(0, 3, 1, 2), True), (nhwc.transpose(0, 3, 1, 2)[:5], True),
+                             (nhwc[:, ::2], False)]:
+        y = fwd(x, True)
+        np.testing.assert_array_equal(y, np.maximum(x, 0))
+        if channels_last:
+            assert y.strides == x.strides and kernels._ZEROS[layer].strides == x.strides
+    one = rng.standard_normal((8, 16, 10, 1)).astype(np.float32).transpose(0, 3, 1, 2)  # strides (640, 4, 40, 4)
+    fwd(one, False)
+    cached = kernels._ZEROS[layer]
+    np.testing.assert_array_equal(fwd(one[:7], False), np.maximum(one[:7], 0))
+    assert kernels._ZEROS[layer] is cached
+    fwd(np.ones(2000), False)
+    assert fwd(np.array(-3.0), False) == 0
+    for x in (np.arange(-1000, 1000).reshape(2, -1), rng.random((2, 1000)) > 0.5):
+        assert fwd(x, False).dtype == np.maximum(x, 0).dtype
+        np.testing.assert_array_equal(fwd(x, False), np.maximum(x, 0))
+
+
+@pytest.mark.parametrize("n", [1, 15, 16, 33, 600])
+@pytest.mark.parametrize("c", [10, 100])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_row_max_and_row_sum_match_numpy(n, c, dtype):
+    rng = np.random.default_rng(n)
+    x = rng.standard_normal((n, c)).astype(dtype)
+    np.testing.assert_array_equal(kernels.row_max(x), x.max(axis=1))
+    np.testing.assert_allclose(kernels.row_sum(x), x.sum(axis=1), rtol=1e-5 if dtype == np.float32 else 1e-12,
+                               atol=1e-5)
+    assert kernels.row_max(x).dtype == kernels.row_sum(x).dtype == dtype
+    x[n // 2, 3] = np.nan
+    assert np.isnan(kernels.row_max(x)[n // 2]) and np.isnan(kernels.row_sum(x)[n // 2])
+    np.testing.assert_array_equal(kernels.row_max(x[:, ::-1]), kernels.row_max(x))  # non-contiguous input
+
+
+# -- whole trainings: the default path against the reference path ------------------------------------
+def _data(shape=(6,), n=96, classes=3, seed=1):
+    rng = np.random.default_rng(seed)
+    return rng.standard_normal((n, *shape)), rng.integers(0, classes, n)
+
+
+def train_both(make, X, y, dtype="float32", epochs=3, batch_size=8, **compile_kw):
+    """The same model trained on both paths; returns ``(fast model, reference model)``."""
+    import copy
+
+    models = []
+    old = snn.backend.default_dtype()
+    snn.set_default_dtype(dtype)
+    try:
+        for path in ("fast", "reference"):
+            snn.set_seed(0)
+            m = make()
+            m.compile(**copy.deepcopy(compile_kw))
+            m.fit(X, y, epochs=epochs, batch_size=batch_size, verbose=0, seed=3, engine=path)
+            models.append(m)
+    finally:
+        snn.set_default_dtype(old)
+    return models
+
+
+def assert_same_weights(a, b, tol):
+    for la, lb in zip(a.layers, b.layers):
+        for k in la.params:
+            np.testing.assert_allclose(la.params[k], lb.params[k], err_msg=f"{la.name}.{k}", **tol)
+        for k in la.buffers:
+            np.testing.assert_allclose(la.buffers[k], lb.buffers[k], err_msg=f"{la.name}.{k}", **tol)
+
+
+def mlp(width=300):  # wide enough for the direct SGD step (>= 32k weights)
+    return snn.Sequential([Dense(width, init="he_normal"), ReLU(), Dense(200, init="he_normal"), ReLU(), Dense(3)])
+
+
+@pytest.mark.parametrize("optimizer", [SGD(0.05), SGD(0.05, momentum=0.9), SGD(0.05, momentum=0.9, nesterov=True),
+                                       Adam(1e-3)], ids=["sgd", "momentum", "nesterov", "adam"])
+@pytest.mark.parametrize("dtype, tol", [("float32", F32), ("float64", F64)])
+def test_mlp_trains_to_the_same_weights_on_both_paths(one_thread, optimizer, dtype, tol):
+    X, y = _data((160,))
+    fast, ref = train_both(mlp, X, y, dtype, optimizer=optimizer, loss="softmax_cross_entropy")
+    assert_same_weights(fast, ref, tol)
+    np.testing.assert_allclose(fast.history["loss"], ref.history["loss"], **tol)
+    if type(optimizer) is SGD and optimizer.momentum == 0:
+        assert engine.Plan(fast).direct  # the direct step was taken (and proven equal above)
+
+
+def test_batch_norm_dropout_l2_and_max_norm_agree(one_thread):
+    X, y = _data((20,))
+
+    def make():
+        return snn.Sequential([Dense(64), BatchNorm(), ReLU(), Dropout(0.3, seed=5), Dense(32, constraint=MaxNorm(0.5)),
+                               ReLU(), Dense(3)])
+
+    fast, ref = train_both(make, X, y, "float64", optimizer=Adam(1e-2), loss="softmax_cross_entropy",
+                           regularizer=L2(1e-3))
+    assert_same_weights(fast, ref, F64)
+
+
+def test_frozen_layers_agree(one_thread):
+    X, y = _data((20,))
+
+    def make():
+        m = snn.Sequential([Dense(40), ReLU(), Dense(40), ReLU(), Dense(3)])
+        m.build((20,))
+        m.layers[0].trainable = False
+        return m
+
+    fast, ref = train_both(make, X, y, "float32", optimizer=SGD(0.1, momentum=0.9), loss="softmax_cross_entropy")
+    assert_same_weights(fast, ref, F32)
+    snn.set_seed(0)
+    start = make().layers[0].params["W"]
+    for m in (fast, ref):
+        np.testing.assert_array_equal(m.layers[0].params["W"], start)  # never moved
+
+
+def cnn():
+    return snn.Sequential([Conv2D(4, 3, padding="same", use_bias=False), BatchNorm2D(), ReLU(), MaxPool2D(2), Flatten(), Dense(16),
+                           ReLU(), Dense(3)])
+
+
+def test_cnn_on_two_threads_agrees_with_the_reference(split):
+    X, y = _data((1, 8, 8), n=64)
+    fast, ref = train_both(cnn, X, y, "float64", optimizer=Adam(1e-2), loss="softmax_cross_entropy")
+    assert_same_weights(fast, ref, F64)
+
+
+# -- a custom layer and a custom optimizer written to the documented contract -----------------------
+class Square(Layer):
+    """``y = x * x``: only ``forward(x, training)`` and ``backward(dy)``, as documented."""
+
+    def forward(self, x, training=False):
+        self._cache = x if training else None
+        return x * x
+
+    def backward(self, dy):
+        return 2 * self._require_cache() * dy
+
+
+class Scale(Layer):
+    """``y = x * s`` with a learned vector ``s``: parameters made in ``build``, gradients in ``backward``."""
+
+    weight_keys = ("s",)
+
+    def build(self, input_shape, dtype):
+        self.params = {"s": np.ones(input_shape, dtype)}
+        self.grads = {"s": np.zeros(input_shape, dtype)}
+        super().build(input_shape, dtype)
+
+    def forward(self, x, training=False):
+        self.ensure_built(x)
+        self._cache = x if training else None
+        return x * self.params["s"]
+
+    def backward(self, dy):
+        x = self._require_cache()
+        self.grads["s"][...] = (dy * x).sum(axis=0)
+        return dy * self.params["s"]
+
+
+@pytest.mark.parametrize("where", ["first", "middle", "last"])
+def test_a_custom_layer_works_first_middle_and_last_on_both_paths(one_thread, where, tmp_path):
+    X, y = _data((6,))
+
+    def make():
+        body = {"first": [Scale(), Dense(8), Square(), Dense(3)],
+                "middle": [Dense(8), Scale(), Square(), Dense(3)],
+                "last": [Dense(8), ReLU(), Dense(3), Scale()]}[where]
+        return snn.Sequential(body)
+
+    fast, ref = train_both(make, X, y, "float64", optimizer=SGD(0.01, momentum=0.5), loss="softmax_cross_entropy")
+    assert_same_weights(fast, ref, F64)
+    assert check_layer(Square(), np.random.default_rng(0).standard_normal((4, 3))).passed
+    assert check_layer(Scale(), np.random.default_rng(0).standard_normal((4, 3))).passed
+    from scratchnn.layers import LAYERS
+
+    register(Square)
+    register(Scale)
+    try:
+        fast.save(tmp_path / "m.npz")
+        back = snn.load(tmp_path / "m.npz")
+        np.testing.assert_array_equal(back.predict(X), fast.predict(X))
+    finally:
+        del LAYERS["Square"], LAYERS["Scale"]
+
+
+class HalfStepSGD(snn.optimizers.Optimizer):
+    """An optimizer that overrides only ``step``: ``p -= lr * g / 2``."""
+
+    def step(self, params, grads):
+        self.iterations += 1
+        for k, p in params.items():
+            p -= self.lr * 0.5 * grads[k]
+
+
+def test_an_optimizer_overriding_only_step_trains_an_mlp_and_a_two_thread_cnn(split):
+    X, y = _data((160,))
+    fast, ref = train_both(mlp, X, y, "float64", optimizer=HalfStepSGD(0.05), loss="softmax_cross_entropy")
+    assert_same_weights(fast, ref, F64)
+    assert fast.optimizer.iterations == ref.optimizer.iterations == 36
+    X, y = _data((1, 8, 8), n=64)
+    fast, ref = train_both(cnn, X, y, "float64", optimizer=HalfStepSGD(0.05), loss="softmax_cross_entropy")
+    assert_same_weights(fast, ref, F64)
+
+
+def test_predict_on_both_paths_agrees(one_thread):
+    X, _ = _data((1, 8, 8), n=30)
+    snn.set_seed(0)
+    m = cnn()
+    m.build((1, 8, 8))
+    np.testing.assert_array_equal(m._infer(X, fast=True), m._infer(X, fast=False))
+
+
+def test_unknown_engine_is_refused():
+    m = mlp().compile("sgd")
+    X, y = _data((160,))
+    with pytest.raises(ValueError, match="engine must be 'fast' or 'reference'"):
+        m.fit(X, y, engine="turbo", verbose=0)
