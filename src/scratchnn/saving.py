@@ -14,10 +14,14 @@ import zipfile
 import numpy as np
 
 from .errors import ModelFileError, ScratchnnError
-from .files import (FORMAT_VERSION, NPZ_READ_ERRORS, TEMP_PREFIX, atomic_savez, atomic_write,  # noqa: F401
-                    atomic_write_text, model_arrays, remove_stale_temp_files, save_checkpoint, save_model)
+from .files import (FORMAT_VERSION, NPZ_READ_ERRORS, TEMP_PREFIX, atomic_savez, atomic_write, atomic_write_text,
+                    model_arrays, remove_stale_temp_files, save_checkpoint, save_model)
 from .layers.base import LAYERS
 from .model import Sequential
+
+__all__ = ["load", "load_checkpoint", "read_npz", "build_model", "ModelFileError", "FORMAT_VERSION", "NPZ_READ_ERRORS",
+           "TEMP_PREFIX", "atomic_savez", "atomic_write", "atomic_write_text", "model_arrays",
+           "remove_stale_temp_files", "save_checkpoint", "save_model"]
 
 def read_npz(path) -> tuple[dict, dict]:
     """Return ``(architecture dict, arrays dict)`` of a scratchnn file, or raise ModelFileError."""
