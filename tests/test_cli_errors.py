@@ -47,6 +47,10 @@ def world(tmp_path_factory):
     (root / "fake.png").write_text("not an image")
     (root / "notes.txt").write_text("hello")
     np.save(root / "rgb.npy", np.zeros((28, 28, 3), np.float32))
+    np.save(root / "f255.npy", np.linspace(0, 255, 784, dtype=np.float32).reshape(28, 28))
+    np.save(root / "i16.npy", np.linspace(-5, 300, 784).astype(np.int16).reshape(28, 28))
+    assert cli.main(["train", "--dataset", "spiral", "--epochs", "2", "--quiet", "--no-plots", "--schedule", "cosine",
+                     "--out", str(root / "cos")]) == 0
     np.save(root / "nan.npy", np.full((1, 28, 28), np.nan, np.float32))
     (root / "bad.npy").write_bytes(b"\x93NUMPY garbage")
     (root / "afile").write_text("x")
@@ -117,7 +121,7 @@ CASES = [
     ("schedule-args-text", lambda w, t: ["train", "--schedule-args", "drop=x"], "drop='x' is not a number"),
     ("schedule-typo", lambda w, t: ["train", "--schedule", "cosinus"], "invalid choice: 'cosinus'"),
     ("schedule-arg-unknown", lambda w, t: [*SPIRAL, "--schedule", "step", "--schedule-args", "foo=1"],
-     "schedule step"),
+     "the step schedule takes drop, every; received foo"),
     ("momentum-with-adam", lambda w, t: [*SPIRAL, "--optimizer", "adam", "--momentum", "0.9"],
      "--momentum has no effect with optimizer 'adam'"),
     ("schedule-args-constant", lambda w, t: [*SPIRAL, "--schedule", "constant", "--schedule-args", "rate=0.9"],
@@ -126,6 +130,33 @@ CASES = [
      "has no Dropout layer"),
     ("data-dir-for-spiral", lambda w, t: [*SPIRAL, "--data-dir", t], "--data-dir has no effect with --dataset spiral"),
     ("unknown-preset", lambda w, t: [*SPIRAL, "--model", "resnet"], "unknown model 'resnet'"),
+    ("model-file-missing", lambda w, t: [*SPIRAL, "--model", t / "nofile.toml"], "nofile.toml' does not exist"),
+    ("cnn-on-spiral", lambda w, t: [*SPIRAL, "--model", "cnn"], "model 'cnn' does not fit spiral (inputs of shape (2,))"),
+    ("data-dir-missing", lambda w, t: ["train", "--dataset", "mnist", "--data-dir", t / "nowhere"],
+     "--data-dir " + "{t}/nowhere: no such folder"),
+    ("data-dir-without-files", lambda w, t: ["train", "--dataset", "mnist", "--data-dir", t],
+     "no mnist files there"),
+    ("schedule-arg-typo", lambda w, t: [*SPIRAL, "--schedule", "step", "--schedule-args", "drop=0.5,evry=5"],
+     "the step schedule takes drop, every; received evry"),
+    ("cosine-min-lr", lambda w, t: [*SPIRAL, "--schedule", "cosine", "--schedule-args", "min_lr=1"],
+     "--schedule-args (schedule cosine, lr 0.1)"),
+    ("toml-too-many-outputs", lambda w, t: [*SPIRAL, "--model", toml(t, '[[layers]]\ntype = "Dense"\nunits = 5\n')],
+     "ends with outputs of shape (5,), but spiral has 3 classes"),
+    ("toml-final-softmax", lambda w, t: [*SPIRAL, "--model", toml(t, DENSE + '[[layers]]\ntype = "Softmax"\n')],
+     "ends with a Softmax layer"),
+    ("toml-train-typo", lambda w, t: [*SPIRAL, "--model", toml(t, DENSE + '[train]\noptimzer = "adam"\n')],
+     "net.toml [train] optimzer: unknown setting 'optimzer'"),
+    ("out-below-a-file", lambda w, t: [*SPIRAL, "--out", w / "afile" / "sub"], "afile is a file, not a folder"),
+    ("search-config-folder", lambda w, t: ["search", w / "run"], "search config"),
+    ("experiment-out-file", lambda w, t: ["experiment", "capacity", "--quick", "--out", w / "afile"], "is a file"),
+    ("experiment-out-taken", lambda w, t: ["experiment", "capacity", "--quick", "--out", w / "run"],
+     "already holds results"),
+    ("predict-float-255", lambda w, t: ["predict", w / "mnist_model.npz", w / "f255.npy"],
+     "float values from 0 to 255"),
+    ("predict-int-pixels", lambda w, t: ["predict", w / "mnist_model.npz", w / "i16.npy"], "integer values from -5 to 300"),
+    ("resume-extends-cosine", lambda w, t: ["train", "--resume", w / "cos", "--epochs", "4"], "cosine schedule ends"),
+    ("resume-edited-dataset", lambda w, t: ["train", "--resume", edit_config(w, t, "dataset", "digits")],
+     "checkpoint was trained on 'spiral'"),
     ("unknown-flag", lambda w, t: ["train", "--epochs", "3", "--bogus"], "train: error: unrecognized arguments: --bogus"),
     # run folders and --resume
     ("resume-with-lr", lambda w, t: ["train", "--resume", w / "run", "--lr", "0.1"], "--lr cannot be given with --resume"),
@@ -215,6 +246,15 @@ CASES = [
 ]
 
 
+def edit_config(world, tmp, key, value):
+    run_dir = tmp / "edited"
+    shutil.copytree(world / "run", run_dir)
+    cfg = json.loads((run_dir / "config.json").read_text())
+    cfg["settings"][key] = value
+    (run_dir / "config.json").write_text(json.dumps(cfg))
+    return run_dir
+
+
 def copy_run(world, tmp, name, content):
     run_dir = tmp / "copy"
     shutil.copytree(world / "run", run_dir)
@@ -233,6 +273,7 @@ def test_the_table_is_large_enough():
 def test_a_mistake_costs_one_line(world, tmp_path, capsys, monkeypatch, make_argv, expected):
     monkeypatch.chdir(tmp_path)  # a command that wrongly started would write its run folder here
     argv = make_argv(world, tmp_path)
+    expected = expected.replace("{t}", str(tmp_path))
     code, out, err = run(argv, capsys)
     assert code == 2, (argv, out, err)
     assert "Traceback" not in out + err
@@ -241,6 +282,59 @@ def test_a_mistake_costs_one_line(world, tmp_path, capsys, monkeypatch, make_arg
     assert lines[0].startswith("scratchnn "), err
     assert expected in lines[0], err
     assert not os.path.exists(tmp_path / "runs")  # no run folder left by a refused command
+
+
+def test_a_run_that_never_finished_an_epoch_can_be_started_again(tmp_path, capsys):
+    args = [*SPIRAL, "--optimizer", "sgd", "--lr", "1e6", "--out", tmp_path / "r"]
+    assert run(args, capsys)[0] == 2  # diverges in epoch 1: nothing trained
+    assert sorted(os.listdir(tmp_path / "r")) == ["config.json"]
+    assert run([*SPIRAL, "--out", tmp_path / "r"], capsys)[0] == 0  # the same folder, no --overwrite needed
+
+
+def test_resume_with_more_epochs_trains_them_and_records_it(tmp_path, capsys):
+    assert run([*SPIRAL, "--epochs", "2", "--schedule", "step", "--out", tmp_path / "r"], capsys)[0] == 0
+    assert run(["train", "--resume", tmp_path / "r", "--epochs", "3", "--quiet", "--no-plots"], capsys)[0] == 0
+    assert json.loads((tmp_path / "r" / "config.json").read_text())["settings"]["epochs"] == 3
+    assert len(json.loads((tmp_path / "r" / "metrics.json").read_text())["epochs"]["loss"]) == 3
+
+
+def test_a_closed_pipe_stops_quietly(world, monkeypatch, capsys):
+    def closed(*a, **k):
+        raise BrokenPipeError(32, "Broken pipe")
+
+    monkeypatch.setattr(cli, "silence_stdout", lambda: None)
+    monkeypatch.setattr(cli, "cmd_evaluate", closed)
+    monkeypatch.setattr(cli, "make_parser", lambda p=cli.make_parser: _with(p(), "evaluate", cli.cmd_evaluate))
+    code, out, err = run(["evaluate", world / "run" / "model.npz"], capsys)
+    assert code == 1 and "Traceback" not in err
+
+
+def test_quiet_prints_only_the_result(tmp_path, capsys):
+    code, out, err = run([*SPIRAL, "--out", tmp_path / "r"], capsys)
+    assert code == 0 and out.strip().startswith("test accuracy") and len(out.strip().splitlines()) == 1
+
+
+def test_config_keeps_the_model_description(tmp_path, capsys):
+    desc = toml(tmp_path, DENSE)
+    assert run([*SPIRAL, "--model", desc, "--out", tmp_path / "r"], capsys)[0] == 0
+    cfg = json.loads((tmp_path / "r" / "config.json").read_text())
+    assert cfg["model_description"]["layers"][0]["units"] == "classes"
+
+
+def test_predict_scales_integer_pixels(world, tmp_path, capsys):
+    np.save(tmp_path / "px.npy", np.full((2, 28, 28), 200, np.int64))
+    code, out, _ = run(["predict", world / "mnist_model.npz", tmp_path / "px.npy"], capsys)
+    assert code == 0 and len(out.strip().splitlines()) == 2
+
+
+def test_model_file_with_wrong_class_names_or_int_weights(world, tmp_path, capsys):
+    bad = tamper(world / "run" / "model.npz", tmp_path / "n.npz", lambda a, _: a["info"].update({"class_names": ["x"]}))
+    code, _, err = run(["evaluate", bad], capsys)
+    assert code == 2 and "class_names must be 3 names" in err
+    ints = tamper(world / "run" / "model.npz", tmp_path / "i.npz",
+                  lambda a, arr: arr.update({k: arr[k].astype(np.int8) for k in list(arr) if k.startswith("param/")}))
+    code, _, err = run(["evaluate", ints], capsys)
+    assert code == 2 and "expected a float array" in err
 
 
 def digest(folder):

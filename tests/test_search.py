@@ -218,9 +218,9 @@ def test_resume_refuses_another_search_and_names_every_difference(tmp_path):
         return str(e.value)
 
     msg = refused({"lr": LogUniform(1e-3, 0.1), "batch_size": Choice([16, 32])}, seed=1)
-    assert msg.startswith(f"cannot resume {tmp_path}: it holds another search: seed was 0, now 1; "
+    assert msg.startswith(f"cannot resume {tmp_path}: its search differs: seed was 0, now 1; "
                           "space lr was loguniform(0.0001, 0.1), now loguniform(0.001, 0.1)")
-    assert "resume=False" in msg
+    assert "search in another folder" in msg
     assert "n_trials was 4, now 3" in refused(space, n_trials=3)
     assert "space batch_size was choice([16, 32]), now choice([16, 64])" in \
         refused({**space, "batch_size": Choice([16, 64])})
@@ -431,8 +431,8 @@ def test_search_command_refuses_to_resume_a_changed_search(tmp_path, capsys):
     cfg.write_text(TOML.replace("seed = 7", "seed = 8").replace("epochs = 2", "epochs = 1"))
     assert cli.main(["search", str(cfg), "--out", str(out), "--resume", "--quiet"]) == 2
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and err.startswith(f"scratchnn search: error: cannot resume {out}: it holds "
-                                                   "another search: seed was 7, now 8; base epochs was 2, now 1")
+    assert err.count("\n") == 1 and err.startswith(f"scratchnn search: error: cannot resume {out}: its search "
+                                                   "differs: seed was 7, now 8; base epochs was 2, now 1")
     (out / "results.json").write_text("{")
     assert cli.main(["search", str(cfg), "--out", str(out), "--resume", "--quiet"]) == 2
     err = capsys.readouterr().err

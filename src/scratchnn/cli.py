@@ -97,6 +97,7 @@ def cmd_train(args):
     if args.data_dir and settings["dataset"] in ("spiral", "digits"):
         raise UsageError(f"--data-dir has no effect with --dataset {settings['dataset']}: it is made in memory "
                          "(spiral) or ships with scikit-learn (digits)")
+    recipe.check_data_dir(settings["dataset"], args.data_dir, "--data-dir")
     info = recipe.dataset_info(settings["dataset"])
     recipe.check_model(settings, info, label=flag)  # a bad model file costs one line, before the data loads
     out = args.out or new_run_folder(settings)
@@ -110,16 +111,24 @@ def cmd_train(args):
         print("\ninterrupted before training started; nothing was written: run the same command again",
               file=sys.stderr)
         return EXIT_INTERRUPTED
-    runs.create(out, args.overwrite)
+    runs.create(out)
     config = {"args": {"dataset": settings["dataset"], "model": settings["model"], "data_dir": args.data_dir,
                        "limit": settings.get("limit"), "val_size": settings.get("val_size"), "seed": settings["seed"],
                        "no_plots": args.no_plots},
               "settings": settings, "info": data.info, "input_shape": list(data.X_train.shape[1:]),
+              "model_description": model_description(settings["model"]),
               "train_samples": len(data.X_train), "val_samples": len(data.X_val)}
     runs.write_json(os.path.join(out, "config.json"), config)
     if not args.quiet:
         model.summary()
     return fit_run(args, out, model, data, settings, start=0, prior={})
+
+
+def model_description(model) -> dict | None:
+    """The layers and [train] table of a model file, kept in config.json (the file may change later)."""
+    from .presets import PRESETS, _read_description
+
+    return None if model in PRESETS else _read_description(model)
 
 
 def new_run_folder(settings) -> str:
@@ -149,15 +158,27 @@ def resume_run(args):
         raise InvalidArgumentError(f"--resume {out}: no checkpoint.npz there yet (the run stopped before its first "
                                    f"epoch finished): start it again with --overwrite")
     model, ck = load_checkpoint(ck_path)
-    if args.resume_epochs is not None:
+    trained_on = model.info.get("dataset")
+    if trained_on is not None and trained_on != settings["dataset"]:
+        raise InvalidArgumentError(f"{os.path.join(out, 'config.json')} says dataset {settings['dataset']!r}, but its "
+                                   f"checkpoint was trained on {trained_on!r}: the folder was edited or mixed up")
+    if args.resume_epochs is not None and args.resume_epochs != settings["epochs"]:
         if args.resume_epochs < ck["epoch"]:
             raise UsageError(f"--epochs {args.resume_epochs}: the run already finished {ck['epoch']} epochs")
+        sched = model.optimizer.schedule
+        if sched is not None and type(sched).__name__ == "CosineDecay" and args.resume_epochs > sched.epochs:
+            raise UsageError(f"--epochs {args.resume_epochs}: the run's cosine schedule ends after epoch {sched.epochs} "
+                             f"(its learning rate is {sched.min_lr:g} from there on), so more epochs would not train; "
+                             f"start a new run with --epochs {args.resume_epochs} instead")
         settings["epochs"] = args.resume_epochs
+        cfg["settings"] = settings
+        runs.write_json(os.path.join(out, "config.json"), cfg)
     if ck["epoch"] >= settings["epochs"]:
         print(f"{out} already finished its {ck['epoch']} epochs; pass --epochs N (more than {ck['epoch']}) to train "
               "further")
         return 0
     a = cfg["args"]
+    recipe.check_data_dir(settings["dataset"], args.data_dir, "--data-dir")
     data = recipe.load_data(settings["dataset"], args.data_dir or a.get("data_dir"), a.get("limit"),
                             a.get("val_size"), settings["seed"], progress=not args.quiet, label=flag)
     if tuple(model.input_shape) != data.X_train.shape[1:]:
@@ -189,13 +210,16 @@ def fit_run(args, out, model, data, settings, start, prior):
                       validation_data=(data.X_val, data.y_val), verbose=0 if args.quiet else 1,
                       callbacks=[checkpoint, best, MetricsWriter()], seed=None if start else settings["seed"],
                       initial_epoch=start)
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, BrokenPipeError) as e:
         saving.save_model(model, os.path.join(out, "interrupted.npz"))
+        if isinstance(e, BrokenPipeError):
+            silence_stdout()  # the run stops, but its files and the hint below are kept
         finished = os.path.exists(ck_path)
         hint = (f"the last finished epoch is saved in {ck_path}; continue with: scratchnn train --resume {out}"
                 if finished else "no epoch had finished, so there is nothing to resume; start again with the same "
                                  "command and --overwrite")
-        print(f"\ninterrupted: {hint}", file=sys.stderr)
+        why = "the output pipe closed" if isinstance(e, BrokenPipeError) else "interrupted"
+        print(f"\n{why}: {hint}", file=sys.stderr)
         return EXIT_INTERRUPTED
     except TrainingDivergedError as e:
         kept = [p for p in (best_path, ck_path) if os.path.exists(p)]
@@ -214,7 +238,7 @@ def fit_run(args, out, model, data, settings, start, prior):
     runs.write_metrics(out, history, test)
     if not args.no_plots:
         runs.write_plots(out, final, history, data.X_test, data.y_test, quiet=args.quiet)
-    if not args.quiet and test is not None:
+    if test is not None:  # (also with --quiet: the one line a run is for)
         print(f"test accuracy {test['accuracy']:.4f} (loss {test['loss']:.4f}) with the model of epoch "
               f"{test['epoch_chosen']}, chosen on validation accuracy; outputs in {out}")
     return 0
@@ -233,6 +257,7 @@ def cmd_evaluate(args):
     name = args.dataset or recorded
     if recorded is not None and name != recorded:
         raise UsageError(f"--dataset {name}: {args.model} was trained on {recorded}")
+    recipe.check_data_dir(name, args.data_dir, "--data-dir")
     (_, _), (X, y) = load_dataset(name, data_dir=args.data_dir)
     X = recipe.prepare_images(X)
     if X.shape[1:] != tuple(model.input_shape):
@@ -296,6 +321,7 @@ def cmd_search(args):
     cfg = load_search_config(args.config)
     base = cfg["base"]
     if args.data_dir:
+        recipe.check_data_dir(base.get("dataset", "spiral"), args.data_dir, "--data-dir")
         base["data_dir"] = args.data_dir
     out = args.out or os.path.join("runs", f"search-{os.path.splitext(os.path.basename(args.config))[0]}")
     if os.path.exists(out) and not os.path.isdir(out):
@@ -310,8 +336,9 @@ def cmd_search(args):
                                scheduler=args.scheduler or cfg["scheduler"], out_dir=out, resume=True,
                                verbose=not args.quiet)
     except KeyboardInterrupt:
+        again = f" --n-trials {args.n_trials}" if args.n_trials else ""
         print(f"\ninterrupted: finished trials are saved in {out}/results.json; continue with: "
-              f"scratchnn search {args.config} --out {out} --resume", file=sys.stderr)
+              f"scratchnn search {args.config} --out {out}{again} --resume", file=sys.stderr)
         return EXIT_INTERRUPTED
     if result.best is None:
         print(f"scratchnn search: no trial succeeded ({len(result.trials)} trials); their errors are in "
@@ -329,8 +356,16 @@ def cmd_experiment(args):
 
     names = list(STUDIES) if args.name == "all" else [args.name]
     root = args.out or os.path.join("runs", "experiments")
-    for name in names:
-        out = args.out if args.out and len(names) == 1 else os.path.join(root, name)
+    if args.data_dir and not args.quick:
+        recipe.check_data_dir("mnist", args.data_dir, "--data-dir")
+    outs = {name: args.out if args.out and len(names) == 1 else os.path.join(root, name) for name in names}
+    for name, out in outs.items():
+        if os.path.exists(out) and not os.path.isdir(out):
+            raise UsageError(f"--out {out}: is a file, not a folder")
+        if os.path.isdir(out) and os.listdir(out) and not args.overwrite:
+            raise UsageError(f"--out {out}: already holds results ({', '.join(sorted(os.listdir(out))[:4])}); pass "
+                             "--overwrite to replace them, or choose another --out")
+    for name, out in outs.items():
         try:
             result = run_experiment(name, out_dir=out, quick=args.quick, data_dir=args.data_dir, seed=args.seed,
                                     verbose=not args.quiet)
@@ -384,7 +419,7 @@ def make_parser():
     t.add_argument("--overwrite", action="store_true", help="replace the run already in --out")
     t.add_argument("--resume", metavar="RUN_DIR", help="continue the run saved in RUN_DIR")
     t.add_argument("--no-plots", action="store_true")
-    t.add_argument("--quiet", action="store_true", help="no progress bar or per-epoch lines")
+    t.add_argument("--quiet", action="store_true", help="no progress bar, summary or per-epoch lines: only the result")
     t.set_defaults(func=cmd_train)
     e = sub.add_parser("evaluate", help="accuracy of a saved model on its test set", parents=[common])
     e.add_argument("model")
@@ -415,6 +450,7 @@ def make_parser():
     ex.add_argument("name", choices=[*STUDIES, "all"])
     ex.add_argument("--out", help="output folder (default runs/experiments/NAME)")
     ex.add_argument("--quick", action="store_true", help="tiny data and budgets: seconds instead of minutes")
+    ex.add_argument("--overwrite", action="store_true", help="replace the results already in the output folder")
     ex.add_argument("--data-dir", help="folder holding the MNIST files (else $SCRATCHNN_DATA_DIR or the cache)")
     ex.add_argument("--seed", type=setting("seed"), default=0)
     ex.add_argument("--quiet", action="store_true", help="no progress lines")
@@ -445,6 +481,9 @@ def main(argv=None):
     prog = f"scratchnn {args.command}"
     try:
         return args.func(args)
+    except BrokenPipeError:  # the reader of our output went away (| head): stop quietly, as other tools do
+        silence_stdout()
+        return 1
     except KeyboardInterrupt:
         print(f"\n{prog}: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
@@ -460,6 +499,12 @@ def main(argv=None):
         print(f"{prog}: this is a bug in scratchnn, not something you did wrong: please report it with the command "
               "you ran and the traceback above", file=sys.stderr)
         return 1
+
+
+def silence_stdout() -> None:
+    """Point stdout at /dev/null, so Python's final flush cannot fail on a closed pipe."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
 
 
 def describe(e: BaseException) -> str:

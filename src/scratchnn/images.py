@@ -42,17 +42,29 @@ def light_background(img) -> bool:
     return float(np.median(border)) > 0.5
 
 
-def read_array(path, want) -> np.ndarray:
-    """A ``.npy`` array as a float32 batch of samples of shape ``want``."""
+def read_array(path, want, pixels=False) -> np.ndarray:
+    """A ``.npy`` array as a float32 batch of samples of shape ``want``. ``pixels``: the model takes images
+    scaled to [0, 1], so uint8 and other integer arrays of 0-255 are divided by 255, and floats outside
+    [0, 1] are refused (they would give confident nonsense)."""
     try:
         a = np.load(path, allow_pickle=False)
     except NPZ_READ_ERRORS as e:
         raise InvalidArgumentError(f"{path}: not a readable .npy array ({' '.join(str(e).split())})") from None
     if not isinstance(a, np.ndarray) or a.dtype.kind not in "biuf":
         raise InvalidArgumentError(f"{path}: expected a numeric array, found {getattr(a, 'dtype', type(a))}")
-    a = a.astype(np.float32) / 255.0 if a.dtype == np.uint8 else a.astype(np.float32)
-    if not np.all(np.isfinite(a)):
-        raise InvalidArgumentError(f"{path}: holds NaN or infinite values")
+    if a.dtype.kind in "biu":
+        lo, hi = (int(a.min()), int(a.max())) if a.size else (0, 0)
+        if pixels and not (0 <= lo and hi <= 255):
+            raise InvalidArgumentError(f"{path}: integer values from {lo} to {hi}; image pixels are 0-255")
+        a = a.astype(np.float32) / 255.0 if pixels else a.astype(np.float32)
+    else:
+        a = a.astype(np.float32)
+        if not np.all(np.isfinite(a)):
+            raise InvalidArgumentError(f"{path}: holds NaN or infinite values")
+        lo, hi = (float(a.min()), float(a.max())) if a.size else (0.0, 0.0)
+        if pixels and (lo < -1e-3 or hi > 1 + 1e-3):
+            raise InvalidArgumentError(f"{path}: float values from {lo:g} to {hi:g}, but the model takes pixels "
+                                       "scaled to [0, 1]: divide them by 255 (or save the array as uint8)")
     channels_first = len(want) == 3 and want[0] == 1
     if a.shape == want or (channels_first and a.shape == want[1:]):
         return a.reshape((1, *want))
@@ -74,7 +86,7 @@ def read_input(path, want, invert=False, resize=False) -> tuple[np.ndarray, str 
     ext = os.path.splitext(path)[1].lower()
     note = None
     if ext == ".npy":
-        batch = read_array(path, want)
+        batch = read_array(path, want, pixels=len(want) == 3)
     elif ext in IMAGE_TYPES:
         if len(want) != 3 or want[0] != 1:
             raise InvalidArgumentError(f"{path}: the model takes inputs of shape {want}, not grey images; "

@@ -91,14 +91,14 @@ PRESETS = {
 }
 
 
-def _read_description(path) -> dict:
+def _read_description(path, what="model file") -> dict:
     """The table of a TOML or YAML file; any problem with the file is one clear error naming it."""
     path = os.fspath(path)
     ext = os.path.splitext(path)[1].lower()
-    if ext not in (".toml", ".yaml", ".yml"):
-        raise InvalidArgumentError(f"model file {path!r}: use a .toml, .yaml or .yml file")
     if os.path.isdir(path):
-        raise InvalidArgumentError(f"{path!r} is a directory, not a .toml/.yaml file")
+        raise InvalidArgumentError(f"{what} {path!r} is a directory, not a .toml/.yaml file")
+    if ext not in (".toml", ".yaml", ".yml"):
+        raise InvalidArgumentError(f"{what} {path!r}: use a .toml, .yaml or .yml file")
     if not os.path.exists(path):
         raise MissingFileError(f"{path!r} does not exist")
     with open(path, "rb") as f:
@@ -178,5 +178,7 @@ def resolve(name_or_path: str, input_shape, n_classes):
         if not isinstance(train, dict):
             raise InvalidArgumentError(f"{name_or_path}: 'train' must be a table of training settings")
         return layers_from_description(desc, n_classes, where=name_or_path), dict(train)
+    if os.path.splitext(str(name_or_path))[1].lower() in (".toml", ".yaml", ".yml"):
+        raise MissingFileError(f"model file {name_or_path!r} does not exist")
     raise InvalidArgumentError(f"unknown model {name_or_path!r}: give a preset ({', '.join(PRESETS)}) "
-                     "or the path of a .toml/.yaml model file")
+                               "or the path of a .toml/.yaml model file")

@@ -153,7 +153,7 @@ SETTINGS = {
 def check_setting(name, value, label=None):
     """Validate one setting; errors read ``<label>: <problem>`` (label defaults to the name)."""
     if name not in SETTINGS:
-        raise InvalidArgumentError(f"unknown setting {name!r}; valid: {', '.join(SETTINGS)}")
+        raise InvalidArgumentError(f"{label or 'settings'}: unknown setting {name!r}; valid: {', '.join(SETTINGS)}")
     try:
         return SETTINGS[name](value)
     except InvalidArgumentError as e:
@@ -200,17 +200,26 @@ def _set_dropout(layers, rate, model_name):
     return [type(l)(**{**l.get_config(), "rate": rate}) if isinstance(l, Dropout) else l for l in layers]
 
 
-def _schedule(s):
+def _schedule(s, label=lambda k: k):
+    """The learning-rate schedule of settings ``s``; a clear error for an argument it does not take."""
+    import inspect
+
     from . import schedules
 
     name = s.get("schedule") or "constant"
     args = dict(s.get("schedule_args") or {})
+    accepted = [k for k in inspect.signature(schedules.SCHEDULES[name].__init__).parameters if k not in ("self", "lr")]
+    unknown = [k for k in args if k not in accepted]
+    if unknown:
+        takes = f"takes {', '.join(accepted)}" if accepted else "takes no arguments"
+        raise InvalidArgumentError(f"{label('schedule_args')}: the {name} schedule {takes}; received "
+                                   f"{', '.join(unknown)}")
     if name == "cosine":
         args.setdefault("epochs", s["epochs"])
     try:
         return schedules.get(name, s["lr"], **args)
-    except TypeError as e:  # an argument the schedule does not take
-        raise InvalidArgumentError(f"schedule {name}: {e}") from None
+    except InvalidArgumentError as e:
+        raise InvalidArgumentError(f"{label('schedule_args')} (schedule {name}, lr {s['lr']:g}): {e}") from None
 
 
 def check_model(settings, info, label=None):
@@ -241,8 +250,30 @@ def check_model(settings, info, label=None):
     check_combination(s, label)
     if s.get("dropout") is not None:
         layers = _set_dropout(layers, s["dropout"], model_name)
+    _schedule(s, label)  # its arguments are checked now, not after the data loaded
+    check_output(layers, input_shape, n_classes, f"model {model_name!r}", info.get("dataset", "the data set"))
     check_memory(layers, input_shape, what=f"model {model_name!r}", copies=4)
     return layers, s
+
+
+def check_output(layers, input_shape, n_classes, what, dataset):
+    """Refuse a network that cannot fit the data set: a layer that does not take its input's shape, a
+    last layer whose width is not the number of classes, or a final Softmax (the loss takes logits)."""
+    from .layers import Softmax
+
+    shape = tuple(input_shape)
+    for i, layer in enumerate(layers, 1):
+        try:
+            shape = tuple(layer.output_shape(shape))
+        except InvalidArgumentError as e:
+            raise InvalidArgumentError(f"{what} does not fit {dataset} (inputs of shape {tuple(input_shape)}): "
+                                       f"layer {i}: {e}") from None
+    if isinstance(layers[-1], Softmax):
+        raise InvalidArgumentError(f"{what} ends with a Softmax layer, but the loss already applies softmax to the "
+                                   "network's outputs (logits): remove it (predict still returns probabilities)")
+    if shape != (n_classes,):
+        raise InvalidArgumentError(f"{what} ends with outputs of shape {shape}, but {dataset} has {n_classes} classes: "
+                                   'make the last layer Dense with units = "classes"')
 
 
 def build_model(settings, info, X_train=None, label=None):
@@ -271,7 +302,7 @@ def build_model(settings, info, X_train=None, label=None):
         front.adapt(X_train)
         layers = [front, *layers]
     model = Sequential(layers, name=os.path.basename(str(s["model"])))
-    opt_kwargs = {"lr": _schedule(s)}
+    opt_kwargs = {"lr": _schedule(s, label)}
     if s.get("momentum") is not None and s["optimizer"] in MOMENTUM_OPTIMIZERS:
         opt_kwargs["momentum"] = s["momentum"]
     l1, l2 = s.get("l1") or 0, s.get("l2") or 0
@@ -291,6 +322,23 @@ def prepare_images(X):
     X = np.asarray(X)
     X = scale(X) if X.dtype == np.uint8 else X.astype(np.float32)
     return X[:, None, :, :] if X.ndim == 3 else X
+
+
+def check_data_dir(dataset, data_dir, label="data_dir") -> None:
+    """Refuse a data folder the user named that does not exist or lacks the data set's files
+    (instead of silently reading another folder, or downloading)."""
+    if data_dir is None:
+        return
+    if not os.path.isdir(data_dir):
+        raise InvalidArgumentError(f"{label} {data_dir}: no such folder")
+    name = dataset_name(dataset)
+    if name in ("mnist", "fashion-mnist"):
+        from .datasets.mnist import missing_files
+
+        missing = missing_files(name, data_dir)
+        if missing:
+            raise InvalidArgumentError(f"{label} {data_dir}: no {name} files there (nor in its {name}/ subfolder): "
+                                       f"missing {', '.join(f + '[.gz]' for f in missing)}")
 
 
 def val_count(val_size, n, label="val_size") -> int:

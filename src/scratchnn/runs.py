@@ -17,6 +17,8 @@ from .errors import InvalidArgumentError
 from .saving import atomic_write_text, remove_stale_temp_files
 
 RUN_FILES = ("config.json", "metrics.json", "metrics.csv", "model.npz", "checkpoint.npz", "interrupted.npz")
+#: files that hold something of a run's training (a folder with none of them never finished an epoch)
+TRAINED_FILES = ("model.npz", "checkpoint.npz", "interrupted.npz", "metrics.json")
 
 
 def prepare_out(out, overwrite=False, flag="--out") -> None:
@@ -26,27 +28,29 @@ def prepare_out(out, overwrite=False, flag="--out") -> None:
     if os.path.exists(out) and not os.path.isdir(out):
         raise InvalidArgumentError(f"{flag} {out}: is a file, not a folder")
     if os.path.isdir(out):
-        held = [f for f in RUN_FILES if os.path.exists(os.path.join(out, f))]
+        held = [f for f in TRAINED_FILES if os.path.exists(os.path.join(out, f))]
         if held and not overwrite:
             raise InvalidArgumentError(f"{flag} {out}: already holds a run ({', '.join(held)}); pass --overwrite to "
                                        "replace it, --resume to continue it, or choose another folder")
     parent = os.path.dirname(os.path.abspath(out))
     while not os.path.exists(parent):
         parent = os.path.dirname(parent)
+    if not os.path.isdir(parent):
+        raise InvalidArgumentError(f"{flag} {out}: {parent} is a file, not a folder")
     target = out if os.path.isdir(out) else parent
     if not os.access(target, os.W_OK | os.X_OK):
         raise InvalidArgumentError(f"{flag} {out}: {target} is not writable")
 
 
-def create(out, overwrite=False) -> None:
-    """Make the run folder; with ``overwrite`` remove the files of the run it held."""
+def create(out) -> None:
+    """Make the run folder, without the files of a run it held (``prepare_out`` decided that may go:
+    ``--overwrite`` was given, or that run never finished an epoch)."""
     os.makedirs(out, exist_ok=True)
     remove_stale_temp_files(out)
-    if overwrite:
-        for name in RUN_FILES:
-            path = os.path.join(out, name)
-            if os.path.lexists(path):
-                os.remove(path)
+    for name in RUN_FILES:
+        path = os.path.join(out, name)
+        if os.path.lexists(path):
+            os.remove(path)
 
 
 def strict_json(obj, **kwargs) -> str:

@@ -106,6 +106,11 @@ def build_model(arch: dict, arrays: dict, path="<memory>"):
         model.build(_input_shape(arch, path))
     except ScratchnnError as e:
         raise ModelFileError(f"{path!r}: {e}") from None
+    names = info.get("class_names")
+    if names is not None and not (isinstance(names, list) and all(isinstance(n, str) for n in names)
+                                  and len(names) == int(np.prod(model.output_shape))):
+        raise ModelFileError(f"{path!r}: info.class_names must be {int(np.prod(model.output_shape))} names, one per "
+                             f"output, found {names!r:.200}")
     model.info = info
     expected = set()
     for l in model.layers:
@@ -119,7 +124,7 @@ def build_model(arch: dict, arrays: dict, path="<memory>"):
                 if a.shape != d[k].shape:
                     raise ModelFileError(f"{path!r}: {key} has shape {a.shape}, the architecture "
                                          f"needs {d[k].shape}")
-                if a.dtype.kind not in "fiu":
+                if a.dtype.kind != "f":
                     raise ModelFileError(f"{path!r}: {key} has dtype {a.dtype}, expected a float array")
                 if not np.all(np.isfinite(a)):
                     raise ModelFileError(f"{path!r}: {key} holds NaN or infinite values")

@@ -139,6 +139,14 @@ def _search_dirs(spec, data_dir):
     return dirs
 
 
+def missing_files(name, data_dir) -> list:
+    """The files of data set ``name`` (``"mnist"``, ``"fashion-mnist"``) that ``data_dir`` (or its
+    ``mnist/`` / ``fashion-mnist/`` subfolder) lacks; ``[]`` when it holds all four."""
+    spec = _spec(name)
+    dirs = [(d, "data_dir") for d, origin in _search_dirs(spec, data_dir) if origin == "data_dir"]
+    return [f for f in FILES if _find(f, dirs) is None]
+
+
 def _find(filename, dirs):
     """The first file ``filename`` or ``filename.gz`` in ``dirs``; else the first *folder* of that
     name (so reading it says "is a directory" rather than a misleading "not found"); else None."""

@@ -263,6 +263,6 @@ register_kernel(ReLU, forward=relu_forward)
 register_kernel(Dense, backward=dense_backward, direct_keys=("W",))
 register_kernel(Maxout, backward=maxout_backward, direct_keys=("W",))
 register_kernel(Conv2D, backward=conv_backward)
-register_kernel(BatchNorm, forward=batchnorm_forward, backward=batchnorm_backward)
-register_kernel(BatchNorm2D, forward=batchnorm_forward, backward=batchnorm_backward)
+register_kernel(BatchNorm, backward=batchnorm_backward)  # (forward: the plain one, or batchnorm_forward when split)
+register_kernel(BatchNorm2D, backward=batchnorm_backward)
 LOSSES[SoftmaxCrossEntropy] = softmax_cross_entropy

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import csv
+import io
 import functools
 import json
 import math
@@ -13,6 +14,8 @@ import numpy as np
 
 from ..callbacks import Callback
 from ..errors import ScratchnnError
+from ..files import atomic_write_text
+from ..runs import strict_json
 
 
 @dataclass
@@ -198,13 +201,13 @@ class Context:
         rows = [{k: _plain(v) for k, v in r.items()} for r in rows]
         csv_path, json_path = self.path(f"{self.name}.csv"), self.path(f"{self.name}.json")
         keys = list(dict.fromkeys(k for r in rows for k in r))
-        with open(csv_path, "w", newline="") as f:
-            w = csv.writer(f)
-            w.writerow(keys)
-            for r in rows:
-                w.writerow([_cell(r.get(k, "")) for k in keys])
-        with open(json_path, "w") as f:
-            json.dump({**meta, "summary": summary, "rows": rows}, f, indent=1)
+        buf = io.StringIO()
+        w = csv.writer(buf)
+        w.writerow(keys)
+        for r in rows:
+            w.writerow([_cell(r.get(k, "")) for k in keys])
+        atomic_write_text(csv_path, buf.getvalue())  # (atomic: an interrupted study leaves the old files)
+        atomic_write_text(json_path, strict_json({**meta, "summary": summary, "rows": rows}, indent=1) + "\n")
         self.files += [csv_path, json_path]
         for line in summary:
             self.log(line)

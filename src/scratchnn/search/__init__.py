@@ -214,7 +214,7 @@ def load_search_config(path) -> dict:
     path = os.fspath(path)
     if not os.path.exists(path):
         raise MissingFileError(f"search config {path!r} does not exist")
-    doc = _read_description(path)
+    doc = _read_description(path, what="search config")
     unknown = sorted(set(doc) - _FILE_KEYS)
     if unknown:
         raise InvalidArgumentError(f"{path}: unknown key(s) {', '.join(map(repr, unknown))}; "

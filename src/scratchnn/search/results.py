@@ -109,8 +109,8 @@ def _previous_trials(out_dir, meta, configs) -> list:
     doc = _read_results(path)
     differences = _differences(doc["meta"], json.loads(_json(meta)))  # compared as JSON, as stored
     if differences:
-        raise InvalidArgumentError(f"cannot resume {out_dir}: it holds another search: {'; '.join(differences)} "
-                                   "(search in another folder, or pass resume=False to start this one over)")
+        raise InvalidArgumentError(f"cannot resume {out_dir}: its search differs: {'; '.join(differences)} (give the "
+                                   "same settings to continue it, or search in another folder)")
     for r in doc["trials"]:
         expected = configs[r["trial"] - 1]
         if _canonical(r["config"]) != _canonical(expected):
@@ -134,7 +134,7 @@ def _read_results(path) -> dict:
     if version is None:
         raise InvalidArgumentError(f"cannot resume from {path}: it was written by an older scratchnn, which numbered "
                                    "trials from 0 (and could record a diverged trial as ok); search in another "
-                                   "folder, or pass resume=False to start this one over")
+                                   "folder")
     if version != RESULTS_FORMAT:
         raise InvalidArgumentError(f"cannot resume from {path}: results format {version!r}, this scratchnn reads "
                                    f"format {RESULTS_FORMAT} (written by a newer version?)")
