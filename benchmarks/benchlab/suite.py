@@ -42,6 +42,14 @@ def parse_lists(args) -> tuple[list, tuple]:
     if any(c not in CONTENDER_NAMES for c in contenders) or "scratchnn" not in contenders:
         raise UsageError(f"--contenders {args.contenders!r}: a subset of {', '.join(CONTENDER_NAMES)} "
                          "including scratchnn")
+    for flag, value in (("--threads", args.threads), ("--rounds", args.rounds), ("--samples", args.samples),
+                        ("--cnn-samples", args.cnn_samples)):
+        if value is not None and value < 1:
+            raise UsageError(f"{flag} {value}: must be >= 1")
+    for flag, text in (("--memmap-sizes", args.memmap_sizes), ("--scaling-threads", args.scaling_threads)):
+        parts = (text or "1").split(",")
+        if not all(p.strip().isdigit() and int(p) >= 1 for p in parts):
+            raise UsageError(f"{flag} {text!r}: expected comma-separated whole numbers >= 1")
     return sections, contenders
 
 
