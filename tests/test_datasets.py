@@ -1,6 +1,7 @@
 """Tests for scratchnn.datasets: IDX format, MNIST lookup/download/verification, toy data, preprocessing."""
 import functools
 import gzip
+import os
 import hashlib
 import http.server
 import re
@@ -22,7 +23,8 @@ from scratchnn.datasets import (
     load_mnist, load_spiral, one_hot, read_idx, scale, standardize, train_val_split, write_idx,
 )
 
-REAL_MNIST = Path("/work/shared/data/mnist")
+REAL_DATA = Path(os.environ.get("SCRATCHNN_DATA_DIR") or Path(__file__).resolve().parents[2] / "shared" / "data")
+REAL_MNIST = REAL_DATA / "mnist"
 FILES = mnist.FILES
 
 
@@ -572,6 +574,37 @@ def test_real_mnist_shapes_and_checksums():
     assert mnist._checksum_problem(p, mnist.MNIST_GZ_MD5["train-images-idx3-ubyte"],
                                    mnist.MNIST_RAW_MD5["train-images-idx3-ubyte"]) is None
     assert mnist._checksum_problem(p, mnist.MNIST_GZ_MD5["train-images-idx3-ubyte"], "0" * 32) is not None
+
+
+REAL_FASHION = REAL_MNIST.parent / "fashion-mnist"
+
+
+@pytest.mark.skipif(not REAL_FASHION.is_dir(), reason="real Fashion-MNIST not available (../shared/data)")
+def test_real_fashion_mnist_verifies_through_its_decompressed_checksums():
+    """Debian's recompressed gz files: no gz checksum matches Zalando's, every decompressed one does."""
+    (X, y), (Xt, yt) = load_fashion_mnist(REAL_FASHION.parent, download=False, verify=True)
+    assert X.shape == (60000, 28, 28) and Xt.shape == (10000, 28, 28)
+    assert np.bincount(y).tolist() == [6000] * 10 and np.bincount(yt).tolist() == [1000] * 10
+    assert abs(X.mean() / 255 - 0.2860) < 1e-4 and abs((X / 255).std() - 0.3530) < 1e-4
+    for f in mnist.FILES:
+        p = REAL_FASHION / f"{f}.gz"
+        assert mnist._md5_file(p) != mnist.FASHION_MNIST_GZ_MD5[f]
+        assert mnist._checksum_problem(p, mnist.FASHION_MNIST_GZ_MD5[f], mnist.FASHION_MNIST_RAW_MD5[f]) is None
+
+
+def test_fashion_mnist_is_found_where_debian_installs_it(tmp_path, monkeypatch):
+    monkeypatch.delenv("SCRATCHNN_DATA_DIR", raising=False)
+    monkeypatch.setenv("SCRATCHNN_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setattr(mnist, "SYSTEM_DATA_DIR", tmp_path / "usr-share-datasets")
+    with pytest.raises(DatasetNotFoundError, match="apt-get install dataset-fashion-mnist"):
+        load_fashion_mnist(download=False)
+    rng = np.random.default_rng(0)
+    d = tmp_path / "usr-share-datasets" / "fashion-mnist"
+    d.mkdir(parents=True)
+    for f, shape in zip(mnist.FILES, [(5, 28, 28), (5,), (3, 28, 28), (3,)]):
+        write_idx(d / f"{f}.gz", rng.integers(0, 10 if len(shape) == 1 else 256, shape, dtype=np.uint8), gz=True)
+    (X, _), (Xt, _) = load_fashion_mnist(download=False)
+    assert X.shape == (5, 28, 28) and Xt.shape == (3, 28, 28)
 
 
 # ------------------------------------------------------------------------------- toy data sets

@@ -70,7 +70,16 @@ FASHION_MNIST_GZ_MD5 = {
     "t10k-images-idx3-ubyte": "bef4ecab320f06d8554ea6380940ec79",
     "t10k-labels-idx1-ubyte": "bb300cfdad3c16e7a12a480ee83cd310",
 }
-FASHION_MNIST_RAW_MD5 = dict.fromkeys(FILES)
+# of the decompressed files: Debian's dataset-fashion-mnist package recompressed the gz files (other gz
+# checksums), with the canonical content, so the content's checksum verifies either form
+FASHION_MNIST_RAW_MD5 = {
+    "train-images-idx3-ubyte": "f4a8712d7a061bf5bd6d2ca38dc4d50a",
+    "train-labels-idx1-ubyte": "9018921c3c673c538a1fc5bad174d6f9",
+    "t10k-images-idx3-ubyte": "8181f5470baa50b63fa0f6fddb340f0a",
+    "t10k-labels-idx1-ubyte": "15d484375f8d13e6eb1aabb0c3f46965",
+}
+#: where Debian and Ubuntu packages put data sets (``apt-get install dataset-fashion-mnist``)
+SYSTEM_DATA_DIR = Path("/usr/share/datasets")
 
 DEFAULT_TIMEOUT = 30.0
 _CHUNK = 1 << 16
@@ -135,6 +144,7 @@ def _search_dirs(spec, data_dir):
         d = Path(env).expanduser()
         dirs += [(d / s, "SCRATCHNN_DATA_DIR") for s in spec.subdirs]
         dirs += [(d, "SCRATCHNN_DATA_DIR")] if direct_ok(d) else []
+    dirs += [(SYSTEM_DATA_DIR / s, "system package") for s in spec.subdirs]
     dirs.append((cache_dir(spec.name), "cache"))
     return dirs
 
@@ -295,6 +305,8 @@ def _hint(spec, dirs):
         f"Looked in:\n{looked}\n"
         f"Pass --data-dir DIR (data_dir=DIR) or set SCRATCHNN_DATA_DIR to a folder holding the files "
         f"(directly or under '{subs}/'), or download them by hand into {cache_dir(spec.name)}."
+        + (" On Debian or Ubuntu, apt-get install dataset-fashion-mnist puts them in "
+           f"{SYSTEM_DATA_DIR / 'fashion-mnist'}." if spec.name == "fashion-mnist" else "")
     )
 
 
