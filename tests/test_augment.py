@@ -48,3 +48,22 @@ def test_errors_and_config():
         RandomShift(1).forward(np.zeros((2, 784)), training=True)
     layer = RandomShift(3, seed=5)
     assert RandomShift(**layer.get_config()).get_config() == layer.get_config()
+
+
+def test_random_flip_mirrors_some_images_in_training_only(rng):
+    from scratchnn.layers import RandomFlip
+
+    x = rng.standard_normal((64, 2, 4, 5)).astype(np.float32)
+    layer = RandomFlip(0.5, seed=1)
+    assert layer.forward(x) is x
+    y = layer.forward(x, training=True)
+    mirrored = np.array([np.array_equal(y[i], x[i, :, :, ::-1]) for i in range(64)])
+    kept = np.array([np.array_equal(y[i], x[i]) for i in range(64)])
+    assert (mirrored | kept).all() and 15 < mirrored.sum() < 49 and y.dtype == x.dtype
+    assert np.array_equal(RandomFlip(1.0, seed=0).forward(x, training=True), x[..., ::-1])
+    assert np.array_equal(RandomFlip(0.0, seed=0).forward(x, training=True), x)
+    res = check_layer(RandomFlip(0.5), rng.standard_normal((6, 1, 3, 4)), seed=3)
+    assert res.passed, res.report
+    with pytest.raises(ValueError, match=r"p must be in \[0, 1\]"):
+        RandomFlip(1.5)
+    assert RandomFlip(**RandomFlip(0.3, seed=2).get_config()).p == 0.3

@@ -179,6 +179,14 @@ CASES = [
      "unknown setting 'loss'"),
     ("toml-layers-not-list", lambda w, t: [*SPIRAL, "--model", toml(t, "layers = 3\n")], "non-empty list 'layers'"),
     ("toml-unknown-key", lambda w, t: [*SPIRAL, "--model", toml(t, "optimiser = 1\n" + DENSE)], "unknown key(s) 'optimiser'"),
+    ("toml-bad-rate", lambda w, t: [*SPIRAL, "--model", toml(t, '[[layers]]\ntype = "Dropout"\nrate = "x"\n' + DENSE)],
+     "layer 1 (Dropout)"),
+    ("toml-bad-name", lambda w, t: [*SPIRAL, "--model", toml(t, '[[layers]]\ntype = "Dense"\nunits = 3\nname = 5\n')],
+     "name must be a non-empty string"),
+    ("out-holds-own-files", lambda w, t: [*SPIRAL, "--out", own_files(t)], "already holds a run (config.json, metrics.csv)"),
+    ("limit-too-small", lambda w, t: [*SPIRAL, "--limit", "5"], "5 training samples are too few"),
+    ("predict-empty-npy", lambda w, t: ["predict", w / "mnist_model.npz", (t / "e.npy", np.save(t / "e.npy", np.zeros((0, 28, 28))))[0]],
+     "holds no samples"),
     ("toml-units-zero", lambda w, t: [*SPIRAL, "--model", toml(t, '[[layers]]\ntype = "Dense"\nunits = 0\n')],
      "units must be a positive integer"),
     ("toml-binary", lambda w, t: [*SPIRAL, "--model", (t / "b.toml", (t / "b.toml").write_bytes(b"\xff\xfe\x00"))[0]],
@@ -244,6 +252,14 @@ CASES = [
     ("search-zero-trials", lambda w, t: ["search", t / "s.toml", "--n-trials", "0"], "--n-trials: must be >= 1"),
     ("experiment-typo", lambda w, t: ["experiment", "inti"], "invalid choice: 'inti'"),
 ]
+
+
+def own_files(tmp):
+    d = tmp / "mine"
+    d.mkdir()
+    (d / "config.json").write_text('{"mine": 1}')
+    (d / "metrics.csv").write_text("a,b\n")
+    return d
 
 
 def edit_config(world, tmp, key, value):
@@ -475,3 +491,26 @@ def test_model_files_record_what_they_were_trained_on(world):
     assert m.info["class_names"] == ["arm 0", "arm 1", "arm 2"]
     with zipfile.ZipFile(world / "run" / "checkpoint.npz") as z:
         assert "__scratchnn__.npy" in z.namelist()
+
+
+def test_a_refused_resume_leaves_config_json_alone(world, tmp_path, capsys):
+    run_dir = tmp_path / "r"
+    shutil.copytree(world / "run", run_dir)
+    before = (run_dir / "config.json").read_bytes()
+    code, _, err = run(["train", "--resume", run_dir, "--epochs", "5", "--data-dir", tmp_path / "nowhere"], capsys)
+    assert code == 2 and "no such folder" in err
+    assert (run_dir / "config.json").read_bytes() == before
+
+
+def test_predict_one_output_and_regression_models(tmp_path, capsys):
+    from scratchnn.layers import Dense
+
+    for loss, expect in (("binary_cross_entropy", "\t1\t"), ("mse", "\t")):
+        m = Sequential([Dense(1, in_features=2)]).compile("sgd", loss)
+        m.build((2,))
+        m.layers[0].params["W"][...] = 5.0
+        m.save(tmp_path / f"{loss}.npz")
+        np.save(tmp_path / "x.npy", np.ones((1, 2), np.float32))
+        code, out, _ = run(["predict", tmp_path / f"{loss}.npz", tmp_path / "x.npy"], capsys)
+        assert code == 0 and expect in out
+    assert out.strip().endswith("10")  # the regression model's raw output, 5 + 5

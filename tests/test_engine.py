@@ -341,3 +341,72 @@ def test_unknown_engine_is_refused():
     X, y = _data((160,))
     with pytest.raises(ValueError, match="engine must be 'fast' or 'reference'"):
         m.fit(X, y, engine="turbo", verbose=0)
+
+
+# -- what the review of the engine found -------------------------------------------------------------
+class NewGradArray(Scale):
+    """Puts a new array into ``grads`` at every backward (the contract allows it)."""
+
+    def backward(self, dy):
+        x = self._require_cache()
+        self.grads["s"] = (dy * x).sum(axis=0)
+        return dy * self.params["s"]
+
+
+def test_a_layer_that_replaces_its_grads_array_is_stepped_with_the_new_one(one_thread):
+    X, y = _data((6,))
+    fast, ref = train_both(lambda: snn.Sequential([Dense(8), NewGradArray(), Dense(3)]), X, y, "float64",
+                           optimizer=SGD(0.05, momentum=0.9), loss="softmax_cross_entropy")
+    assert_same_weights(fast, ref, F64)
+
+
+class MeanCentering(Layer):
+    """Subtracts the batch mean: couples the samples of a batch, so it must never be split."""
+
+    def forward(self, x, training=False):
+        self._cache = True
+        return x - x.mean(axis=0)
+
+    def backward(self, dy):
+        return dy - dy.mean(axis=0)
+
+
+class FrozenStatsBN(BatchNorm2D):
+    """A user's batch norm variant: its own code, never the library's synchronized kernel."""
+
+    def forward(self, x, training=False):
+        return super().forward(x, training=False)
+
+    def backward(self, dy):
+        return dy * (self.params["gamma"] / np.sqrt(self.buffers["running_var"] + self.eps))[None, :, None, None]
+
+
+@pytest.mark.parametrize("layer", [MeanCentering, FrozenStatsBN])
+def test_batches_are_split_only_across_layers_known_to_allow_it(split, layer):
+    X, y = _data((1, 8, 8), n=64)
+
+    def make():
+        return snn.Sequential([Conv2D(4, 3, padding="same"), layer(), ReLU(), Flatten(), Dense(3)])
+
+    fast, ref = train_both(make, X, y, "float64", optimizer=Adam(1e-2), loss="softmax_cross_entropy")
+    assert not engine.splittable(fast)
+    assert_same_weights(fast, ref, F64)
+
+
+def test_a_refused_step_leaves_the_weights_alone_with_plain_sgd(one_thread):
+    from scratchnn.engine import blas
+
+    snn.set_default_dtype("float64")
+    try:
+        snn.set_seed(0)
+        m = snn.Sequential([Dense(256), ReLU(), Dense(4, regularizer=L2(1e308))]).compile(SGD(0.1), "softmax_cross_entropy")
+        X, y = _data((200,), n=32)
+        m.build((200,))
+        assert engine.Plan(m).direct or not blas.available()
+        before = {k: v.copy() for k, v in m.parameters().items()}
+        with pytest.raises(snn.TrainingDivergedError):
+            m.fit(X, y, epochs=1, batch_size=32, verbose=0)
+        for k, v in m.parameters().items():
+            np.testing.assert_array_equal(v, before[k])
+    finally:
+        snn.set_default_dtype("float32")

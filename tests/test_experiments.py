@@ -31,7 +31,8 @@ def test_quick_study_writes_its_plot_and_table(name, tmp_path):
     doc = json.loads((out / f"{name}.json").read_text())
     assert len(table) == len(res.rows) == len(doc["rows"]) > 0
     assert doc["mode"] == "quick" and doc["study"] == name and doc["summary"] == res.summary and res.summary
-    assert sorted(res.files) == sorted(str(out / f"{name}.{ext}") for ext in ("png", "csv", "json"))
+    extra = [str(out / "misclassified_shirts.png")] if name == "fashion" else []
+    assert sorted(res.files) == sorted([str(out / f"{name}.{ext}") for ext in ("png", "csv", "json")] + extra)
     check = CHECKS.get(name)
     if check:
         check({r[next(iter(r))]: r for r in res.rows} if name != "transfer" else res.rows, res)
@@ -51,6 +52,14 @@ def check_regularization(rows, res):
     assert rows["L2 1e-2"]["mean_abs_weight"] < rows["none"]["mean_abs_weight"]
     assert rows["L1 1e-4"]["frac_weights_below_1e-3"] > rows["none"]["frac_weights_below_1e-3"]
     assert rows["max-norm 1"]["max_unit_norm"] <= 1.0 + 1e-5 < rows["none"]["max_unit_norm"]
+
+
+def check_fashion(rows, res):
+    acc = {r["dataset"]: r["test_accuracy"] for r in res.rows if r["class"] == "all"}
+    assert acc["fashion-mnist"] < acc["mnist"] and "on MNIST but" in res.summary[0]
+    shirt = next(r for r in res.rows if r["dataset"] == "fashion-mnist" and r["class"] == "Shirt")
+    assert shirt["test_accuracy"] < acc["fashion-mnist"]  # the hardest class, as the lesson says
+    assert res.meta["conclusion"].startswith(res.summary[0])
 
 
 def check_capacity(rows, res):
@@ -78,7 +87,7 @@ def check_transfer(rows, res):
 
 
 CHECKS = {"init": check_init, "regularization": check_regularization, "capacity": check_capacity,
-          "numpy-vs-torch": check_torch, "transfer": check_transfer}
+          "numpy-vs-torch": check_torch, "transfer": check_transfer, "fashion": check_fashion}
 
 
 def test_quick_mode_without_mnist_falls_back(tmp_path, monkeypatch):

@@ -145,6 +145,9 @@ class RejectsMarkedSample(Layer):
         return dy
 
 
+engine.register_kernel(RejectsMarkedSample, sample_wise=True)  # so its batches are split across threads
+
+
 def marked_images():
     X, y = images(16)
     X[15, 0, 0, 0] = -1000  # in the second shard, which a helper thread runs

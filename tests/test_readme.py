@@ -38,6 +38,7 @@ def blocks(lang):
 REDUCE = {
     "train": ["--epochs", "1", "--limit", "600"],
     "search": ["--n-trials", "2", "--executor", "serial"],
+    "experiment": ["--quick"],
     "bench": ["--random-data", "--samples", "64", "--threads", "1", "--rounds", "1", "--contenders", "scratchnn,numpy",
               "--sections", "workloads", "--no-memory", "--max-wait", "0", "--json", "bench/bench.json"],
     "bench_mlp.py": ["--quick", "--random-data", "--samples", "64", "--threads", "1", "--rounds", "1",

@@ -170,9 +170,7 @@ def resume_run(args):
             raise UsageError(f"--epochs {args.resume_epochs}: the run's cosine schedule ends after epoch {sched.epochs} "
                              f"(its learning rate is {sched.min_lr:g} from there on), so more epochs would not train; "
                              f"start a new run with --epochs {args.resume_epochs} instead")
-        settings["epochs"] = args.resume_epochs
-        cfg["settings"] = settings
-        runs.write_json(os.path.join(out, "config.json"), cfg)
+        settings["epochs"] = args.resume_epochs  # (config.json records it once the data loaded, below)
     if ck["epoch"] >= settings["epochs"]:
         print(f"{out} already finished its {ck['epoch']} epochs; pass --epochs N (more than {ck['epoch']}) to train "
               "further")
@@ -185,6 +183,9 @@ def resume_run(args):
         raise InvalidArgumentError(f"{ck_path}: the model takes inputs of shape {tuple(model.input_shape)}, the data "
                                    f"set's are {data.X_train.shape[1:]}")
     runs.remove_stale_temp_files(out)
+    if cfg["settings"] is not settings or args.resume_epochs is not None:
+        cfg["settings"] = settings
+        runs.write_json(os.path.join(out, "config.json"), cfg)  # the new total of epochs
     if not args.quiet:
         print(f"resuming {out} at epoch {ck['epoch'] + 1}/{settings['epochs']}")
     args.no_plots = args.no_plots or a.get("no_plots", False)
@@ -290,6 +291,7 @@ def cmd_predict(args):
     model = saving.load(args.model)
     names = model.info.get("class_names")
     show_names = bool(names) and names != [str(i) for i in range(len(names))]
+    classifies = getattr(model.loss, "name", None) != "mse"
     failed = 0
     for path in args.images:
         try:
@@ -303,9 +305,16 @@ def cmd_predict(args):
         probs = model.predict(batch)
         for i, p in enumerate(probs):
             label = f"{path}[{i}]" if len(probs) > 1 else path
-            c = int(p.argmax())
+            if not classifies:  # a regression model (MSE): its outputs as they are
+                print(f"{label}\t" + "\t".join(f"{v:.6g}" for v in np.ravel(p)))
+                continue
+            if len(p) == 1:  # one output: the probability of class 1 (sigmoid)
+                c = int(p[0] > 0.5)
+                confidence = float(p[0] if c else 1 - p[0])
+            else:
+                c, confidence = int(p.argmax()), float(p.max())
             name = f"\t{names[c]}" if show_names and c < len(names) else ""
-            print(f"{label}\t{c}\t{float(p.max()):.4f}{name}")
+            print(f"{label}\t{c}\t{confidence:.4f}{name}")
     if failed:
         if len(args.images) > 1:
             print(f"scratchnn predict: error: {failed} of {len(args.images)} inputs could not be read",

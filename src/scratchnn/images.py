@@ -52,6 +52,8 @@ def read_array(path, want, pixels=False) -> np.ndarray:
         raise InvalidArgumentError(f"{path}: not a readable .npy array ({' '.join(str(e).split())})") from None
     if not isinstance(a, np.ndarray) or a.dtype.kind not in "biuf":
         raise InvalidArgumentError(f"{path}: expected a numeric array, found {getattr(a, 'dtype', type(a))}")
+    if a.size == 0:
+        raise InvalidArgumentError(f"{path}: holds no samples (shape {a.shape})")
     if a.dtype.kind in "biu":
         lo, hi = (int(a.min()), int(a.max())) if a.size else (0, 0)
         if pixels and not (0 <= lo and hi <= 255):

@@ -290,7 +290,8 @@ class Sequential:
             engine: ``"fast"`` (default): steps run through ``scratchnn.engine`` (kernels, reused
                 buffers, threads); ``"reference"``: each step is ``train_step``, the plain math, to
                 read or step through in a debugger. Both compute the same updates (up to float
-                rounding; tests compare them).
+                rounding; tests compare them), except that on the engine a callback that (un)freezes a
+                layer or changes the learning rate mid-epoch acts from the next epoch on.
 
         Returns:
             ``History`` with per-epoch ``loss``, ``accuracy``, ``val_loss``, ``val_accuracy``.

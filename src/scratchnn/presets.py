@@ -24,8 +24,8 @@ from __future__ import annotations
 
 import os
 
-from .layers import (LAYERS, BatchNorm, BatchNorm2D, Conv2D, Dense, Dropout, Flatten, GlobalAvgPool2D, LeakyReLU,
-                     MaxPool2D, RandomShift, ReLU)
+from .layers import (LAYERS, BatchNorm, BatchNorm2D, Conv2D, Dense, Dropout, Flatten, LeakyReLU,
+                     MaxPool2D, RandomFlip, RandomShift, ReLU)
 from .errors import InvalidArgumentError, MissingDependencyError, MissingFileError
 
 
@@ -45,9 +45,30 @@ def mlp_128_64(input_shape, n_classes):
     return [Flatten(), Dense(128, init="he_normal"), ReLU(), Dense(64, init="he_normal"), ReLU(), Dense(n_classes)]
 
 
+def _flip(input_shape):
+    """Left-right mirroring for image inputs (clothes keep their class in a mirror; digits do not)."""
+    return [RandomFlip(0.5)] if len(input_shape) == 3 else []
+
+
+def fashion_classic(input_shape, n_classes):
+    """The classic Fashion-MNIST lesson's network: one hidden layer of 100 leaky-ReLU units on standardized
+    inputs, trained briefly with plain SGD (the lesson's ~82%)."""
+    return [Flatten(), Dense(100, init="he_normal"), LeakyReLU(0.01), Dense(n_classes)]
+
+
 def fashion_mlp(input_shape, n_classes):
-    """One hidden layer of 64 leaky-ReLU units (the Fashion-MNIST classic)."""
-    return [Flatten(), Dense(64, init="he_normal"), LeakyReLU(0.01), Dense(n_classes)]
+    """784-256-128-10 leaky ReLU with dropout, mirrored training images (shifts cost an MLP accuracy here)."""
+    return [*_flip(input_shape), Flatten(),
+            Dense(256, init="he_normal"), LeakyReLU(0.01), Dropout(0.25),
+            Dense(128, init="he_normal"), LeakyReLU(0.01), Dropout(0.25), Dense(n_classes)]
+
+
+def fashion_cnn(input_shape, n_classes):
+    """Three conv-BN-ReLU-pool stages (32/64/128 filters), Dense(256)-BN-ReLU-Dropout, mirrored and shifted images."""
+    def stage(c):
+        return [Conv2D(c, 3, padding="same", use_bias=False), BatchNorm2D(), ReLU(), MaxPool2D(2)]
+    return [*_flip(input_shape), *_shift(input_shape, 1), *stage(32), *stage(64), *stage(128), Flatten(),
+            Dense(256, init="he_normal", use_bias=False), BatchNorm(), ReLU(), Dropout(0.4), Dense(n_classes)]
 
 
 def mlp_bn(input_shape, n_classes):
@@ -82,7 +103,11 @@ PRESETS = {
                   "schedule": "step", "schedule_args": {"drop": 0.5, "every": 10}}),
     "mlp-128-64": (mlp_128_64, {"optimizer": "sgd", "lr": 0.1, "batch_size": 32, "epochs": 30,
                                 "schedule": "step", "schedule_args": {"drop": 0.5, "every": 10}}),
-    "fashion-mlp": (fashion_mlp, {"optimizer": "adam", "lr": 0.001, "batch_size": 32, "epochs": 30,
+    "fashion-classic": (fashion_classic, {"optimizer": "sgd", "lr": 0.01, "batch_size": 64, "epochs": 2,
+                                          "standardize": "feature"}),
+    "fashion-mlp": (fashion_mlp, {"optimizer": "adam", "lr": 0.001, "batch_size": 64, "epochs": 30,
+                                  "schedule": "cosine", "standardize": "feature"}),
+    "fashion-cnn": (fashion_cnn, {"optimizer": "adam", "lr": 0.003, "batch_size": 64, "epochs": 12,
                                   "schedule": "cosine"}),
     "mlp-bn": (mlp_bn, {"optimizer": "adam", "lr": 0.001, "batch_size": 128, "epochs": 40,
                         "schedule": "cosine"}),
@@ -156,10 +181,10 @@ def layers_from_description(desc: dict, n_classes: int | None = None, where="mod
             spec["units"] = n_classes
         try:
             layers.append(cls.from_config(spec))
-        except TypeError as e:
+        except (TypeError, ValueError) as e:
+            if isinstance(e, InvalidArgumentError):
+                raise InvalidArgumentError(f"{where}: layer {i + 1}: {e}") from None
             raise InvalidArgumentError(f"{where}: layer {i + 1} ({kind}): {e}") from None
-        except InvalidArgumentError as e:
-            raise InvalidArgumentError(f"{where}: layer {i + 1}: {e}") from None
     return layers
 
 

@@ -347,6 +347,9 @@ def val_count(val_size, n, label="val_size") -> int:
         k = min(DEFAULT_VAL_SIZE, int(round(0.1 * n)))
     else:
         k = int(round(val_size * n)) if val_size < 1 else int(val_size)
+    if not 0 < k < n and val_size is None:
+        raise InvalidArgumentError(f"{n} training samples are too few to hold out a validation part (the default "
+                                   f"is a tenth of them): use more samples (--limit), or give {label}")
     if not 0 < k < n:
         raise InvalidArgumentError(
             f"{label}: {val_size!r} gives {k} validation samples out of {n} training samples; both parts must be "

@@ -17,8 +17,6 @@ from .errors import InvalidArgumentError
 from .saving import atomic_write_text, remove_stale_temp_files
 
 RUN_FILES = ("config.json", "metrics.json", "metrics.csv", "model.npz", "checkpoint.npz", "interrupted.npz")
-#: files that hold something of a run's training (a folder with none of them never finished an epoch)
-TRAINED_FILES = ("model.npz", "checkpoint.npz", "interrupted.npz", "metrics.json")
 
 
 def prepare_out(out, overwrite=False, flag="--out") -> None:
@@ -27,9 +25,9 @@ def prepare_out(out, overwrite=False, flag="--out") -> None:
     Nothing is created here (the folder appears only once data and model are known good)."""
     if os.path.exists(out) and not os.path.isdir(out):
         raise InvalidArgumentError(f"{flag} {out}: is a file, not a folder")
-    if os.path.isdir(out):
-        held = [f for f in TRAINED_FILES if os.path.exists(os.path.join(out, f))]
-        if held and not overwrite:
+    if os.path.isdir(out) and not overwrite:
+        held = [f for f in RUN_FILES if os.path.lexists(os.path.join(out, f))]
+        if held and not (held == ["config.json"] and _is_run_config(os.path.join(out, "config.json"))):
             raise InvalidArgumentError(f"{flag} {out}: already holds a run ({', '.join(held)}); pass --overwrite to "
                                        "replace it, --resume to continue it, or choose another folder")
     parent = os.path.dirname(os.path.abspath(out))
@@ -42,15 +40,30 @@ def prepare_out(out, overwrite=False, flag="--out") -> None:
         raise InvalidArgumentError(f"{flag} {out}: {target} is not writable")
 
 
+def _is_run_config(path) -> bool:
+    """Whether ``path`` is the config.json of a scratchnn run (one that stopped before its first epoch
+    when nothing else is beside it)."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            cfg = json.load(f)
+    except (OSError, ValueError):
+        return False
+    return isinstance(cfg, dict) and isinstance(cfg.get("args"), dict) and isinstance(cfg.get("settings"), dict)
+
+
 def create(out) -> None:
     """Make the run folder, without the files of a run it held (``prepare_out`` decided that may go:
-    ``--overwrite`` was given, or that run never finished an epoch)."""
+    ``--overwrite`` was given, or that run never finished an epoch), old plots included."""
     os.makedirs(out, exist_ok=True)
     remove_stale_temp_files(out)
     for name in RUN_FILES:
         path = os.path.join(out, name)
         if os.path.lexists(path):
             os.remove(path)
+    plots = os.path.join(out, "plots")
+    for name in os.listdir(plots) if os.path.isdir(plots) else []:
+        if name.endswith(".png"):
+            os.remove(os.path.join(plots, name))
 
 
 def strict_json(obj, **kwargs) -> str:
@@ -121,10 +134,12 @@ def write_plots(out, model, history, X, y, quiet=False) -> list:
     folder = os.path.join(out, "plots")
     os.makedirs(folder, exist_ok=True)
     pred = model.predict_classes(X)
+    names = model.info.get("class_names")
     written = [plots.plot_history(history, os.path.join(folder, "curves.png")),
-               plots.plot_confusion_matrix(y, pred, os.path.join(folder, "confusion_matrix.png"))]
+               plots.plot_confusion_matrix(y, pred, os.path.join(folder, "confusion_matrix.png"), class_names=names)]
     if X.ndim == 4:
-        written.append(plots.plot_misclassified(X, y, pred, os.path.join(folder, "misclassified.png")))
+        written.append(plots.plot_misclassified(X, y, pred, os.path.join(folder, "misclassified.png"),
+                                                class_names=names))
     elif X.shape[1:] == (2,):
         written.append(plots.plot_decision_boundary(model.predict_classes, X, y,
                                                     os.path.join(folder, "decision_boundary.png")))

@@ -29,7 +29,7 @@ from functools import partial
 import numpy as np
 
 from ..errors import TrainingDivergedError
-from . import threads
+from . import kernels, threads
 from .kernels import register_kernel
 from .plan import Plan, forward_fn, run_plan
 
@@ -44,7 +44,7 @@ class FastEngine:
         self.model = model
         self.xbuf = np.empty((batch_size,) + tuple(sample_shape), dtype=model.dtype)
         self.ybuf = np.empty((batch_size,) + tuple(y_shape), dtype=y_dtype)
-        shards = threads.shards_for(batch_size, work_per_sample(model))
+        shards = threads.shards_for(batch_size, work_per_sample(model)) if splittable(model) else 1
         self.replicas = threads.Replicas(model, shards) if shards > 1 else None
         self.plan = None
         self._limit = threads.single_blas_thread() if self.replicas else contextlib.nullcontext()
@@ -76,14 +76,16 @@ class FastEngine:
         """One update; returns ``(loss, correct predictions)`` (what ``Sequential.train_step`` does)."""
         plan, model = self.plan, self.model
         split = self.replicas is not None and len(xb) >= self.replicas.shards
+        penalty = sum(layer.penalty() for layer in plan.penalized) if plan.penalized else 0.0  # of the weights now
         if split:
             loss, hits = self.replicas.forward_backward(xb, yb, classify)
+            loss += penalty
         else:
-            loss, hits = run_plan(plan, xb, yb, classify)
-        for layer in plan.penalized:
-            loss += layer.penalty()
+            loss, hits = run_plan(plan, xb, yb, classify, penalty=penalty)
         if not math.isfinite(loss):
             raise TrainingDivergedError.at(loss, epoch, batch)
+        for key, grads, k in plan.refresh:
+            plan.grads[key] = grads[k]
         if split:  # the threads' gradients added up, and the update shared out among them
             self.replicas.update(model.optimizer, plan)
             return loss, hits
@@ -108,6 +110,12 @@ def _forward_fns(model):
     return cached[1]
 
 
+def splittable(model) -> bool:
+    """Whether ``model``'s batches may be split across threads: every layer is known to compute its
+    samples independently (``kernels.SAMPLE_WISE``) or has a synchronized kernel (batch norm)."""
+    return all(type(l) in kernels.SAMPLE_WISE or type(l) in kernels.SYNCED for l in model.layers)
+
+
 def work_per_sample(model):
     key = (model.input_shape, tuple(map(id, model.layers)))
     cached = _WORK_CACHE.get(model)
@@ -118,7 +126,7 @@ def work_per_sample(model):
 
 def _forward(fns, x):
     for f in fns:
-        x = f(x, False)
+        x = f(x, training=False)
     return x
 
 
@@ -129,7 +137,7 @@ def infer(model, x):
             x = layer.forward(x)
         return x
     fns = _forward_fns(model)
-    shards = threads.shards_for(len(x), work_per_sample(model)) if len(x) > 1 else 1
+    shards = threads.shards_for(len(x), work_per_sample(model)) if len(x) > 1 and splittable(model) else 1
     if shards < 2:
         return _forward(fns, x)
     with threads.single_blas_thread():

@@ -24,8 +24,8 @@ import numpy as np
 
 from ..backend import get_array_module
 from ..errors import InvalidArgumentError, InvalidTypeError
-from ..layers import BatchNorm, BatchNorm2D, Conv2D, Dense, Layer, Maxout, ReLU
-from ..losses import SoftmaxCrossEntropy, check_labels
+from ..layers import LAYERS, BatchNorm, BatchNorm2D, Conv2D, Dense, Layer, Maxout, ReLU
+from ..losses import SoftmaxCrossEntropy
 from . import blas
 
 FORWARD: dict = {}
@@ -33,15 +33,23 @@ BACKWARD: dict = {}
 LOSSES: dict = {}
 #: parameters a backward kernel can step itself under plain SGD (see the module docstring)
 DIRECT_KEYS: dict = {}
+#: classes whose samples are computed independently of each other, so a batch may be split across
+#: threads (filled with the library's own layers at the end of this module, and by register_kernel)
+SAMPLE_WISE: set = set()
+#: classes that couple the samples of a batch but have a synchronized kernel for split batches
+SYNCED: set = set()
 
 
-def register_kernel(layer_cls, forward=None, backward=None, direct_keys=()) -> None:
+def register_kernel(layer_cls, forward=None, backward=None, direct_keys=(), sample_wise=False) -> None:
     """Give the engine faster passes for ``layer_cls`` (its exact class).
 
     Args:
         forward: ``forward(layer, x, training) -> y``, computing what ``layer.forward`` computes.
         backward: ``backward(layer, dy, need_dx, step) -> dx or None`` (see the module docstring).
         direct_keys: parameters ``backward`` steps itself when given ``step``.
+        sample_wise: the layer computes each sample independently of the others (no batch statistics),
+            so the engine may split its batches across threads. A model with a layer not known to be
+            sample-wise is never split.
 
     Prove the kernels equal to the layer's plain passes in a test: ``fit(..., engine="reference")``
     runs the plain ones.
@@ -50,6 +58,8 @@ def register_kernel(layer_cls, forward=None, backward=None, direct_keys=()) -> N
         raise InvalidTypeError(f"register_kernel: expected a Layer subclass, received {layer_cls!r}")
     if direct_keys and backward is None:
         raise InvalidArgumentError("register_kernel: direct_keys needs a backward kernel that takes the step")
+    if sample_wise:
+        SAMPLE_WISE.add(layer_cls)
     if forward is not None:
         FORWARD[layer_cls] = forward
     if backward is not None:
@@ -254,11 +264,6 @@ def _row_starts(xp, n, c):
     return starts[:n]
 
 
-def check_targets(loss, y, n_outputs):
-    """Labels checked once per fit for the loss kernel (which then skips the per-batch check)."""
-    return check_labels(y, n_outputs) if isinstance(loss, SoftmaxCrossEntropy) and y.ndim == 1 else y
-
-
 register_kernel(ReLU, forward=relu_forward)
 register_kernel(Dense, backward=dense_backward, direct_keys=("W",))
 register_kernel(Maxout, backward=maxout_backward, direct_keys=("W",))
@@ -266,3 +271,5 @@ register_kernel(Conv2D, backward=conv_backward)
 register_kernel(BatchNorm, backward=batchnorm_backward)  # (forward: the plain one, or batchnorm_forward when split)
 register_kernel(BatchNorm2D, backward=batchnorm_backward)
 LOSSES[SoftmaxCrossEntropy] = softmax_cross_entropy
+SYNCED.update({BatchNorm, BatchNorm2D})
+SAMPLE_WISE.update(cls for cls in LAYERS.values() if cls not in SYNCED)  # the library's own (registered) layers

@@ -11,9 +11,9 @@ from . import blas, kernels
 
 
 def forward_fn(layer, training_split=None):
-    """``f(x, training)`` running ``layer``'s forward: its kernel when it has one, else its own.
+    """``f(x, training=...)`` running ``layer``'s forward: its kernel when it has one, else its own.
     ``training_split = (SyncGroup, index)`` selects batch normalization's synchronized kernel."""
-    if training_split is not None and isinstance(layer, kernels.BatchNorm):
+    if training_split is not None and type(layer) in kernels.SYNCED:
         return partial(kernels.batchnorm_forward, layer, sync=training_split)
     kernel = kernels.FORWARD.get(type(layer))
     return layer.forward if kernel is None else partial(kernel, layer)
@@ -22,7 +22,7 @@ def forward_fn(layer, training_split=None):
 def backward_fn(layer, need_dx=True, step=None, sync=None):
     """``f(dy) -> dx`` running ``layer``'s backward (its kernel when it has one); ``need_dx=False``
     may skip the input gradient (then returns None)."""
-    if sync is not None and isinstance(layer, kernels.BatchNorm):
+    if sync is not None and type(layer) in kernels.SYNCED:
         return partial(kernels.batchnorm_backward, layer, need_dx=need_dx, step=None, sync=sync)
     kernel = kernels.BACKWARD.get(type(layer))
     if kernel is not None:
@@ -38,8 +38,9 @@ def backward_fn(layer, need_dx=True, step=None, sync=None):
 
 class Plan:
     """What one step of ``model`` runs: the forward and backward functions of every layer, the loss
-    function, and what the update touches. Made again every epoch, so callbacks may (un)freeze
-    layers and schedules change the learning rate."""
+    function, and what the update touches. Made again every epoch: a callback that (un)freezes a layer
+    or changes the learning rate acts from the next epoch on (``fit(engine="reference")`` reads them at
+    every step)."""
 
     def __init__(self, model, direct=True, sync=None):
         layers, opt = model.layers, model.optimizer
@@ -47,6 +48,7 @@ class Plan:
         step = -opt.lr if direct and type(opt) is SGD and opt.momentum == 0 else None
         stop = next((i for i, l in enumerate(layers) if l.trainable and l.params), len(layers) - 1)
         self.params, self.grads, direct_layers = {}, {}, set()
+        self.refresh = []  # (key, the layer's grads dict, its key): read again after every backward
         for layer in layers:
             keys = kernels.DIRECT_KEYS.get(type(layer), ())
             stepped = (step is not None and layer.trainable and layer.regularizer is None and keys
@@ -58,6 +60,8 @@ class Plan:
                     if not (stepped and k in keys):
                         self.params[f"{layer.name}.{k}"] = p
                         self.grads[f"{layer.name}.{k}"] = layer.grads[k]
+                        if type(layer) not in kernels.BACKWARD:  # a layer may put a new array in its grads
+                            self.refresh.append((f"{layer.name}.{k}", layer.grads, k))
         self.direct = [l for l in layers if id(l) in direct_layers]
         self.forward = [forward_fn(l, sync[i] if sync else None) for i, l in enumerate(layers)]
         self.backward = [backward_fn(layers[i], need_dx=i != stop,
@@ -72,18 +76,19 @@ class Plan:
         self.constrained = [l for l in trainable if l.constraint is not None]
 
 
-def run_plan(plan, xb, yb, classify, scale=1.0, always_backward=False):
+def run_plan(plan, xb, yb, classify, scale=1.0, always_backward=False, penalty=0.0):
     """Forward, loss and backward of one batch (or of one thread's share of it, whose loss and
-    gradients are weighted by ``scale``); returns ``(loss, correct predictions)``."""
+    gradients are weighted by ``scale``); returns ``(loss + penalty, correct predictions)``."""
     out = xb
     for f in plan.forward:
-        out = f(out, True)
+        out = f(out, training=True)
     loss, dout = plan.loss(out, yb)
     if scale != 1.0:
         loss *= scale
         dout = dout * dout.dtype.type(scale)
-    # a non-finite loss stops the run before any update, so its backward can be skipped; but not
-    # by one thread's share alone: batch norm's backward waits for every share
+    loss += penalty
+    # a non-finite loss stops the run before any update (plain SGD steps inside backward), so its
+    # backward is skipped; but not by one thread's share alone: batch norm's backward waits for every share
     if always_backward or math.isfinite(loss):
         for f in plan.backward:
             dout = f(dout)

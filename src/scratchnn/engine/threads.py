@@ -195,7 +195,7 @@ class Replicas:
         self.shards = shards
         self.stacks = [model.layers] + [[replicate(layer) for layer in model.layers] for _ in range(shards - 1)]
         # batch norm: one SyncGroup per layer joins its copies
-        self.groups = [SyncGroup(shards) if isinstance(l, kernels.BatchNorm) else None for l in model.layers]
+        self.groups = [SyncGroup(shards) if type(l) in kernels.SYNCED else None for l in model.layers]
         self.plans = []
         self.update_sets = []
 

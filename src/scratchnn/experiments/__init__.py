@@ -29,6 +29,7 @@ STUDIES = {
     "batchnorm": ("batchnorm", "with and without batch norm, three learning rates, good and bad initialization"),
     "numpy-vs-torch": ("torch_compare", "the same networks, weights and batches in scratchnn and PyTorch"),
     "transfer": ("transfer_study", "MNIST 0-4 -> 5-9 with few labels; a GAP CNN on larger images"),
+    "fashion": ("fashion", "why Fashion-MNIST is harder: one MLP on both data sets, accuracy per class, confusions"),
 }
 
 __all__ = ["STUDIES", "run_experiment", "StudyResult", "DataUnavailable"]

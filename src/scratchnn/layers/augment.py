@@ -65,3 +65,52 @@ class RandomShift(Layer):
 
     def get_config(self):
         return {"max_shift": self.max_shift, "seed": self.seed, **super().get_config()}
+
+
+class RandomFlip(Layer):
+    """Mirror each training image left to right with probability ``p`` (identity at inference).
+
+    For data whose classes keep their name in a mirror (clothes, shoes, bags: Fashion-MNIST), not for
+    digits or letters. Put it first in the network, like ``RandomShift``.
+
+    Args:
+        p: probability of flipping a sample, in [0, 1].
+        seed: seed of this layer's own generator (None: drawn from ``scratchnn.set_seed``'s).
+
+    Shape:
+        input and output ``(N, C, H, W)``.
+    """
+
+    def __init__(self, p=0.5, seed=None, name=None, trainable=True):
+        super().__init__(name=name, trainable=trainable)
+        p = float(p)
+        if not 0.0 <= p <= 1.0:
+            raise InvalidArgumentError(f"RandomFlip: p must be in [0, 1], received {p!r}")
+        self.p = p
+        self.seed = seed
+        self.reseed(seed if seed is not None else int(global_rng().integers(2**63)))
+
+    def reseed(self, seed) -> None:
+        self.rng = np.random.default_rng(seed)
+
+    def forward(self, x, training=False):
+        if not training:
+            self._cache = None
+            return x
+        if x.ndim != 4:
+            raise InvalidArgumentError(f"{self.label} expects images (batch, channels, height, width), "
+                                       f"received shape {tuple(x.shape)}")
+        flip = self.rng.random(len(x)) < self.p  # which samples are mirrored
+        self._cache = flip
+        y = x.copy()
+        y[flip] = x[flip, :, :, ::-1]
+        return y
+
+    def backward(self, dy):
+        flip = self._require_cache()
+        dx = dy.copy()  # a mirror moves each pixel to one place: the gradient moves back the same way
+        dx[flip] = dy[flip, :, :, ::-1]
+        return dx
+
+    def get_config(self):
+        return {"p": self.p, "seed": self.seed, **super().get_config()}

@@ -42,6 +42,8 @@ class Layer:
     #: parameters a regularizer or constraint applies to (biases and BN shifts are exempt)
     weight_keys: tuple[str, ...] = ()
     def __init__(self, name: str | None = None, trainable: bool = True):
+        if name is not None and not (isinstance(name, str) and name.strip()):
+            raise InvalidArgumentError(f"{type(self).__name__}: name must be a non-empty string, received {name!r}")
         self.name = name
         self.trainable = bool(trainable)
         self.params: dict = {}
