@@ -8,6 +8,12 @@ from .base import Layer, check_positive_int
 from ..errors import InvalidArgumentError
 
 
+def _check_images(layer, x):
+    if x.ndim != 4:
+        raise InvalidArgumentError(f"{layer.label} expects images (batch, channels, height, width), "
+                                   f"received shape {tuple(x.shape)}")
+
+
 class RandomShift(Layer):
     """Shift each training image by a random whole number of pixels, filling with zeros.
 
@@ -44,9 +50,7 @@ class RandomShift(Layer):
         if not training:
             self._cache = None
             return x
-        if x.ndim != 4:
-            raise InvalidArgumentError(f"{self.label} expects images (batch, channels, height, width), "
-                             f"received shape {tuple(x.shape)}")
+        _check_images(self, x)
         k = self.max_shift
         n, c, h, w = x.shape
         padded = np.zeros((n, h + 2 * k, w + 2 * k, c), dtype=x.dtype)  # channels last for the gather
@@ -97,9 +101,7 @@ class RandomFlip(Layer):
         if not training:
             self._cache = None
             return x
-        if x.ndim != 4:
-            raise InvalidArgumentError(f"{self.label} expects images (batch, channels, height, width), "
-                                       f"received shape {tuple(x.shape)}")
+        _check_images(self, x)
         flip = self.rng.random(len(x)) < self.p  # which samples are mirrored
         self._cache = flip
         y = x.copy()
