@@ -156,3 +156,21 @@ def test_custom_layer_and_optimizer_examples_run(tmp_path, monkeypatch, capsys):
             assert isinstance(scratchnn.load(tmp_path / "m.npz").layers[0], scope["Scale"])
     finally:
         LAYERS.pop("Scale", None)
+
+
+def test_interop_example_runs(tmp_path, monkeypatch, capsys):
+    """The README's export/import example, on an untrained model of the cnn preset saved where it looks."""
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("torch")
+    from scratchnn.presets import resolve
+
+    monkeypatch.chdir(tmp_path)
+    layers, _ = resolve("cnn", (1, 28, 28), 10)
+    model = Sequential(layers)
+    model.build((1, 28, 28))
+    (tmp_path / "runs" / "cnn").mkdir(parents=True)
+    model.save(tmp_path / "runs" / "cnn" / "model.npz")
+    code = next(b for b in blocks("python") if "interop.to_onnx" in b)
+    exec(compile(code, "README interop example", "exec"), {})
+    gap, names = capsys.readouterr().out.split(" ", 1)
+    assert float(gap) < 1e-4 and "RandomShift" not in names

@@ -27,7 +27,7 @@ import numpy as np
 
 from . import recipe, runs
 from .backend import set_seed
-from .errors import InvalidArgumentError, ScratchnnError, TrainingDivergedError, UsageError
+from .errors import InvalidArgumentError, MissingFileError, ScratchnnError, TrainingDivergedError, UsageError
 
 EXIT_INTERRUPTED = 130
 EXIT_USAGE = 2
@@ -323,6 +323,78 @@ def cmd_predict(args):
     return 0
 
 
+def cmd_export(args):
+    from . import interop, saving
+    from .interop._common import require
+
+    fmt = args.format
+    require("onnx" if fmt == "onnx" else "torch", fmt, f"scratchnn export --format {fmt}")
+    out = args.output or os.path.splitext(args.model)[0] + (".onnx" if fmt == "onnx" else ".pt")
+    if os.path.isdir(out):
+        raise InvalidArgumentError(f"-o {out!r} is a folder; name the file to write")
+    if os.path.exists(out) and not args.overwrite:
+        raise InvalidArgumentError(f"-o {out!r} already exists; pass --overwrite to replace it")
+    folder = os.path.dirname(os.path.abspath(out))
+    if not os.path.isdir(folder):
+        raise MissingFileError(f"-o {out!r}: the folder {folder!r} does not exist")
+    if fmt == "onnx":
+        import onnx
+        newest = onnx.defs.onnx_opset_version()
+        if args.opset > newest:
+            raise InvalidArgumentError(f"--opset {args.opset}: the installed onnx {onnx.__version__} knows opsets "
+                                       f"up to {newest}")
+    elif args.opset != 21:
+        raise UsageError("--opset applies to --format onnx only")
+    model = saving.load(args.model)
+    if fmt == "onnx":
+        proto = interop.to_onnx(model, out, opset=args.opset)
+        print(f"wrote {out}: ONNX opset {args.opset}, {len(proto.graph.node)} operators, "
+              f"input 'input' (batch, {', '.join(map(str, model.input_shape))}), "
+              f"output {proto.graph.output[0].name!r}")
+        check = _check_export_onnx(model, out)
+    else:
+        from .files import atomic_write
+        from .interop import pytorch
+
+        module = interop.to_torch(model)
+        atomic_write(out, lambda f: pytorch.torch.save(module.state_dict(), f))
+        print(f"wrote {out}: the state_dict of\n{module}\nrebuild it with "
+              f"scratchnn.interop.to_torch(scratchnn.load({args.model!r})) and load_state_dict")
+        x = _export_probe(model)
+        with pytorch.torch.no_grad():
+            got = module(pytorch.torch.from_numpy(x)).numpy()
+        check = ("PyTorch", _relative_gap(model.predict_logits(x), got))
+    if check:
+        print(f"checked: {check[0]} gives scratchnn's outputs on 8 random inputs within {check[1]:.1e} (relative)")
+    if model.info.get("preprocess") == "scale_255":
+        print("note: the model expects pixels scaled to [0, 1]: divide raw 0-255 pixels by 255 before calling it")
+    return 0
+
+
+def _export_probe(model):
+    return np.random.default_rng(0).random((8, *model.input_shape)).astype(model.dtype)
+
+
+def _relative_gap(want, got):
+    return float(np.max(np.abs(want - got)) / max(float(np.max(np.abs(want))), 1e-30))
+
+
+def _check_export_onnx(model, path):
+    """Run the written graph in ONNX Runtime when it is installed: ``("ONNX Runtime", gap)`` or None."""
+    try:
+        import onnxruntime
+    except ImportError:
+        return None
+    x = _export_probe(model)
+    try:
+        got = onnxruntime.InferenceSession(path, providers=["CPUExecutionProvider"]).run(None, {"input": x})[0]
+    except Exception as e:  # e.g. an opset newer than the installed runtime
+        print(f"scratchnn export: note: ONNX Runtime {onnxruntime.__version__} could not run the graph: "
+              f"{str(e).splitlines()[0][:200]}", file=sys.stderr)
+        return None
+    return "ONNX Runtime", _relative_gap(model.predict_logits(x), got)
+
+
 # -- search and experiment ------------------------------------------------------------------------
 def cmd_search(args):
     from .search import load_search_config, random_search
@@ -442,6 +514,13 @@ def make_parser():
     pr.add_argument("--invert", action="store_true", help="invert gray levels (dark digit on light paper)")
     pr.add_argument("--resize", action="store_true", help="scale images of another size to the model's input size")
     pr.set_defaults(func=cmd_predict)
+    xp = sub.add_parser("export", help="write a saved model as ONNX or as a PyTorch state_dict", parents=[common])
+    xp.add_argument("model")
+    xp.add_argument("--format", choices=["onnx", "torch"], default="onnx", help="default onnx")
+    xp.add_argument("-o", "--output", help="file to write (default: the model's path with .onnx or .pt)")
+    xp.add_argument("--opset", type=count(13), default=21, help="ONNX opset (default 21)")
+    xp.add_argument("--overwrite", action="store_true", help="replace the file already at -o")
+    xp.set_defaults(func=cmd_export)
     se = sub.add_parser("search", help="random hyperparameter search described by a TOML/YAML file", parents=[common])
     se.add_argument("config", help="file with [base] training settings, a [space] of distributions, n_trials, "
                                    "seed, executor, scheduler (see scratchnn.search.load_search_config)")

@@ -57,10 +57,10 @@ def fashion_classic(input_shape, n_classes):
 
 
 def fashion_mlp(input_shape, n_classes):
-    """784-256-128-10 leaky ReLU with dropout, mirrored training images (shifts cost an MLP accuracy here)."""
+    """784-512-256-10 leaky ReLU with dropout 0.3, mirrored training images (shifts cost an MLP accuracy here)."""
     return [*_flip(input_shape), Flatten(),
-            Dense(256, init="he_normal"), LeakyReLU(0.01), Dropout(0.25),
-            Dense(128, init="he_normal"), LeakyReLU(0.01), Dropout(0.25), Dense(n_classes)]
+            Dense(512, init="he_normal"), LeakyReLU(0.01), Dropout(0.3),
+            Dense(256, init="he_normal"), LeakyReLU(0.01), Dropout(0.3), Dense(n_classes)]
 
 
 def fashion_cnn(input_shape, n_classes):
@@ -105,7 +105,7 @@ PRESETS = {
                                 "schedule": "step", "schedule_args": {"drop": 0.5, "every": 10}}),
     "fashion-classic": (fashion_classic, {"optimizer": "sgd", "lr": 0.01, "batch_size": 64, "epochs": 2,
                                           "standardize": "feature"}),
-    "fashion-mlp": (fashion_mlp, {"optimizer": "adam", "lr": 0.001, "batch_size": 64, "epochs": 30,
+    "fashion-mlp": (fashion_mlp, {"optimizer": "adam", "lr": 0.001, "batch_size": 64, "epochs": 40,
                                   "schedule": "cosine", "standardize": "feature"}),
     "fashion-cnn": (fashion_cnn, {"optimizer": "adam", "lr": 0.003, "batch_size": 64, "epochs": 12,
                                   "schedule": "cosine"}),
