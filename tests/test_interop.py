@@ -1,6 +1,7 @@
 """scratchnn.interop: export to ONNX and PyTorch, import from them, and the round trips between."""
 import os
 import subprocess
+from collections import OrderedDict
 import sys
 from pathlib import Path
 
@@ -344,3 +345,85 @@ def test_transfer_from_pytorch_example_runs():
     out = subprocess.run([sys.executable, str(script), "--quick"], capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
     assert "fine-tuned in scratchnn" in out.stdout
+
+
+def test_from_torch_unflatten_splits_axis_1_only():
+    net = nn.Sequential(nn.Unflatten(1, (-1, 4)), nn.Softmax(-1))
+    model = interop.from_torch(net, (8, 3))
+    x = np.random.default_rng(0).normal(size=(7, 8, 3)).astype(np.float32)
+    assert gap(run_torch(net.eval(), x), model.predict_logits(x)) < 1e-6
+    with pytest.raises(InvalidArgumentError, match="cannot split axis 1 of size 8"):
+        interop.from_torch(nn.Sequential(nn.Unflatten(1, (3, 3))), (8, 3))
+
+
+def test_to_torch_names_never_collide_or_shadow_module_attributes():
+    model = trained([Conv2D(2, 3, name="c"), MaxPool2D(2, 1, padding="same", name="p"), Tanh(name="p_pad"),
+                     ReLU(name="forward"), GlobalAvgPool2D(), Dense(3)], (1, 6, 6), 3)
+    module = interop.to_torch(model)
+    x = np.random.default_rng(0).normal(size=(5, 1, 6, 6)).astype(np.float32)
+    assert gap(model.predict_logits(x), run_torch(module, x)) < 1e-5
+    assert len(module) == 8  # pad + pool for "p"; nothing dropped
+
+
+def test_maxout_exports_at_every_supported_opset(tmp_path):
+    model = trained([Maxout(4, pieces=3), Dense(3)], (5,), 3)
+    x = np.random.default_rng(0).normal(size=(9, 5)).astype(np.float32)
+    for opset in (13, 17, 18, 21, onnx.defs.onnx_opset_version()):
+        interop.to_onnx(model, tmp_path / f"m{opset}.onnx", opset=opset)
+        if opset <= 23:  # what this ONNX Runtime is sure to run
+            assert gap(model.predict_logits(x), run_onnx(tmp_path / f"m{opset}.onnx", x)) < 1e-5
+        assert_bitwise(model, interop.from_onnx(tmp_path / f"m{opset}.onnx"))
+
+
+def test_float64_models_export_float32_by_default(tmp_path):
+    snn.set_default_dtype("float64")
+    try:
+        model = trained([Conv2D(2, 3), ReLU(), Flatten(), Dense(3)], (1, 5, 5), 3)
+    finally:
+        snn.set_default_dtype("float32")
+    interop.to_onnx(model, tmp_path / "m.onnx")
+    x = np.random.default_rng(0).normal(size=(4, 1, 5, 5)).astype(np.float32)
+    assert gap(model.predict_logits(x.astype(np.float64)), run_onnx(tmp_path / "m.onnx", x)) < 1e-5
+    exact = interop.to_onnx(model, dtype="float64")
+    assert_bitwise(model, interop.from_onnx(exact))
+
+
+def test_frozen_layers_stay_frozen_and_imports_keep_given_names():
+    model = trained([Dense(4, name="base"), ReLU(), Dense(3, name="head")], (5,), 3)
+    model.layers[0].trainable = False
+    module = interop.to_torch(model)
+    assert not module.base.weight.requires_grad and module.head.weight.requires_grad
+    back = interop.from_torch(module, (5,))
+    assert [l.trainable for l in back.layers] == [False, True, True]
+    mixed = nn.Sequential(OrderedDict([("0", nn.Linear(5, 4)), ("dense_1", nn.Linear(4, 3))]))
+    assert [l.name for l in interop.from_torch(mixed, (5,)).layers] == ["dense_2", "dense_1"]
+
+
+def test_pytorch_global_pool_without_flatten_keeps_its_shape():
+    net = nn.Sequential(nn.Conv2d(1, 3, 3), nn.AdaptiveAvgPool2d(1))
+    model = interop.from_torch(net, (1, 6, 6))
+    x = np.random.default_rng(0).normal(size=(2, 1, 6, 6)).astype(np.float32)
+    assert model.predict_logits(x).shape == (2, 3, 1, 1)
+    assert gap(run_torch(net.eval(), x), model.predict_logits(x)) < 1e-6
+
+
+def test_torch_modules_that_cannot_convert_are_named():
+    with pytest.raises(InvalidArgumentError, match="dtype torch.bfloat16"):
+        interop.from_torch(nn.Sequential(nn.Linear(3, 2)).to(torch.bfloat16), (3,))
+    with pytest.raises(InvalidArgumentError, match="momentum 0.0"):
+        interop.from_torch(nn.Sequential(nn.BatchNorm1d(3, momentum=0.0)), (3,))
+
+
+def test_standardize_statistics_are_copied_not_shared():
+    model = trained([Standardize(), Dense(2)], (4,), 2)
+    module = interop.to_torch(model)
+    model.layers[0].buffers["mean"][...] += 1
+    assert not np.allclose(module[0].mean.numpy(), model.layers[0].buffers["mean"])
+
+
+def test_cli_export_refuses_to_overwrite_the_model_itself(tmp_path, capsys):
+    model = trained([Dense(3)], (2,), 3)
+    model.save(tmp_path / "m.npz")
+    assert main(["export", str(tmp_path / "m.npz"), "-o", str(tmp_path / "m.npz"), "--overwrite"]) == 2
+    assert "is the model file itself" in capsys.readouterr().err
+    assert snn.load(tmp_path / "m.npz")

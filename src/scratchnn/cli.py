@@ -337,6 +337,10 @@ def cmd_export(args):
     folder = os.path.dirname(os.path.abspath(out))
     if not os.path.isdir(folder):
         raise MissingFileError(f"-o {out!r}: the folder {folder!r} does not exist")
+    if not os.access(folder, os.W_OK):
+        raise InvalidArgumentError(f"-o {out!r}: the folder {folder!r} is not writable")
+    if os.path.exists(out) and os.path.exists(args.model) and os.path.samefile(out, args.model):
+        raise InvalidArgumentError(f"-o {out!r} is the model file itself; name another file")
     if fmt == "onnx":
         import onnx
         newest = onnx.defs.onnx_opset_version()

@@ -78,7 +78,7 @@ class SoftmaxCrossEntropy(Loss):
             rows = xp.arange(n)
             value = float(xp.mean(logsumexp(z, axis=1) - z[rows, y]))  # mean of -log p[i, y_i]
             grad = p
-            grad[rows, y] -= 1  # (p - onehot(y)) / N
+            grad[rows, y] -= 1  # p - onehot(y); divided by N below
         else:
             if target.shape != z.shape:
                 raise InvalidArgumentError(f"SoftmaxCrossEntropy: one-hot targets must have shape {tuple(z.shape)}, "

@@ -69,7 +69,7 @@ def from_torch(module, input_shape):
     return pytorch.from_torch(module, input_shape)
 
 
-def to_onnx(model, path=None, opset=21):
+def to_onnx(model, path=None, opset=21, dtype="float32"):
     """Write ``model`` as an ONNX graph to ``path`` (and return the ``onnx.ModelProto``).
 
     The graph passes ``onnx.checker`` (full check), has one input ``"input"`` of shape
@@ -77,13 +77,19 @@ def to_onnx(model, path=None, opset=21):
     ``"probabilities"`` when the model ends in ``Softmax``), and carries ``model.info`` (data set,
     class names, preprocessing) as metadata properties. Needs ``pip install "scratchnn[onnx]"``.
 
+    Args:
+        opset: ONNX operator set, 13 up to the installed ``onnx``'s newest. The default, 21 (ONNX 1.16,
+            2024), runs in ONNX Runtime 1.18 and later.
+        dtype: ``"float32"`` (default; a float64 model's weights are rounded to it) or ``"float64"``,
+            which keeps them exactly but which ONNX Runtime cannot run for every operator (Conv, pooling).
+
     Example:
         >>> to_onnx(model, "model.onnx")
         >>> import onnxruntime as ort
         >>> ort.InferenceSession("model.onnx").run(None, {"input": X[:5]})[0]
     """
     from . import onnx_io
-    return onnx_io.to_onnx(model, path, opset=opset)
+    return onnx_io.to_onnx(model, path, opset=opset, dtype=dtype)
 
 
 def from_onnx(path_or_model, input_shape=None):

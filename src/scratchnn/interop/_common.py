@@ -76,6 +76,14 @@ def assemble(specs, input_shape, dtype, where: str):
 
     if not specs:
         raise InvalidArgumentError(f"{where}: found no layers to convert")
+    taken = {layer.name for layer, _, _ in specs if layer.name}
+    for layer, _, _ in specs:  # name the unnamed ones around the names the source gave
+        if not layer.name:
+            base, i = type(layer).__name__.lower(), 1
+            while f"{base}_{i}" in taken:
+                i += 1
+            layer.name = f"{base}_{i}"
+            taken.add(layer.name)
     model = Sequential([layer for layer, _, _ in specs], dtype=dtype)
     model.build(tuple(int(d) for d in input_shape))
     for layer, params, buffers in specs:

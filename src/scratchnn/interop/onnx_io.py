@@ -20,8 +20,8 @@ _ELEM = {np.dtype(np.float32): TensorProto.FLOAT, np.dtype(np.float64): TensorPr
 class _Builder:
     """Appends one operator after another to a chain starting at the graph input ``"input"``."""
 
-    def __init__(self, dtype):
-        self.dtype = np.dtype(dtype)
+    def __init__(self, dtype, opset):
+        self.dtype, self.opset = np.dtype(dtype), opset
         self.nodes, self.initializers, self.current = [], [], "input"
 
     def const(self, name, value, dtype=None):
@@ -49,7 +49,10 @@ def _emit(g: _Builder, layer, shape):
         if kind is L.Maxout:
             g.op("Reshape", f"{name}/pieces", g.const(f"{name}/pieces.shape", [0, layer.maxout_units, layer.pieces],
                                                        np.int64))
-            g.op("ReduceMax", f"{name}/max", g.const(f"{name}/max.axes", [2], np.int64), keepdims=0)
+            if g.opset >= 18:  # axes became an input in opset 18
+                g.op("ReduceMax", f"{name}/max", g.const(f"{name}/max.axes", [2], np.int64), keepdims=0)
+            else:
+                g.op("ReduceMax", f"{name}/max", axes=[2], keepdims=0)
     elif kind is L.Conv2D:
         bias = [g.const(f"{name}.b", p["b"])] if layer.use_bias else []
         g.op("Conv", name, g.const(f"{name}.W", p["W"]), *bias, kernel_shape=list(layer.kernel_size),
@@ -88,15 +91,17 @@ def _emit(g: _Builder, layer, shape):
         g.op({L.ReLU: "Relu", L.Sigmoid: "Sigmoid", L.Tanh: "Tanh"}[kind], name)
 
 
-def to_onnx(model, path=None, opset=21):
+def to_onnx(model, path=None, opset=21, dtype="float32"):
     from .. import __version__
 
     if isinstance(opset, bool) or not isinstance(opset, int) or not 13 <= opset <= onnx.defs.onnx_opset_version():
         raise InvalidArgumentError(f"to_onnx: opset must be an int from 13 to {onnx.defs.onnx_opset_version()}, "
                                    f"received {opset!r}")
+    if dtype not in ("float32", "float64", np.float32, np.float64):
+        raise InvalidArgumentError(f"to_onnx: dtype must be 'float32' or 'float64', received {dtype!r}")
     layers = check_exportable(model, "ONNX")
-    dtype = np.dtype(model.dtype)
-    g = _Builder(dtype)
+    dtype = np.dtype(dtype)
+    g = _Builder(dtype, opset)
     for layer, shape in layers:
         _emit(g, layer, shape)
     last = model.layers[-1] if model.layers else None
@@ -116,7 +121,7 @@ def to_onnx(model, path=None, opset=21):
     graph.doc_string = _describe(model, info)
     proto = helper.make_model(graph, producer_name="scratchnn", producer_version=__version__,
                               opset_imports=[helper.make_opsetid("", opset)])
-    proto.ir_version = min(proto.ir_version, 10)  # what current ONNX Runtime releases read
+    proto.ir_version = helper.find_min_ir_version_for(list(proto.opset_import))  # the oldest IR that runtimes need
     meta = {"input_shape": json.dumps(list(model.input_shape))}
     for key in ("dataset", "preprocess", "class_names"):
         if key in info:
@@ -374,7 +379,13 @@ def from_onnx(path_or_model, input_shape=None):
                 raise InvalidArgumentError(f"{where}: AveragePool {node.name!r} leaves padding out of the mean "
                                            "(count_include_pad=0); scratchnn counts it")
             cls = L.MaxPool2D if op == "MaxPool" else L.AvgPool2D
-            specs.append((cls(tuple(a["kernel_shape"]), stride, padding=padding, name=name), {}, {}))
+            layer = cls(tuple(a["kernel_shape"]), stride, padding=padding, name=name)
+            if op == "AveragePool" and padding == "same" and not a.get("count_include_pad", 0):
+                pads = window_pads(layer, _shape_at(specs, chain.input_shape))
+                if any(p for pair in pads for p in pair):
+                    raise InvalidArgumentError(f"{where}: AveragePool {node.name!r} leaves its SAME_UPPER padding out "
+                                               "of the mean (count_include_pad=0); scratchnn counts it")
+            specs.append((layer, {}, {}))
         elif op == "GlobalAveragePool":
             specs.append((L.GlobalAvgPool2D(name=name), {}, {}))
             if nxt is not None and (nxt.op_type == "Flatten" and _attrs(nxt).get("axis", 1) == 1

@@ -39,8 +39,8 @@ class Standardize(nn.Module):
 
     def __init__(self, mean, std):
         super().__init__()
-        self.register_buffer("mean", torch.as_tensor(mean))
-        self.register_buffer("std", torch.as_tensor(std))
+        self.register_buffer("mean", torch.tensor(np.asarray(mean)))  # copies: the model's arrays stay its own
+        self.register_buffer("std", torch.tensor(np.asarray(std)))
 
     def forward(self, x):
         return (x - self.mean) / self.std
@@ -134,18 +134,33 @@ def _convert(layer, shape):
     return [("", simple[kind]())]
 
 
+def _child_name(name, taken):
+    """A name PyTorch accepts for a child module (no dots, not a Module attribute), unique in ``taken``."""
+    name = name.replace(".", "_") or "layer"
+    if hasattr(nn.Module, name) or name in ("training",):
+        name = f"layer_{name}"
+    unique, i = name, 1
+    while unique in taken:
+        i += 1
+        unique = f"{name}_{i}"
+    taken.add(unique)
+    return unique
+
+
 def to_torch(model):
-    entries = []
+    entries, taken = [], set()
     for layer, shape in check_exportable(model, "PyTorch"):
         for suffix, module in _convert(layer, shape):
-            entries.append((f"{layer.name}_{suffix}" if suffix else layer.name, module))
+            if not layer.trainable:  # a frozen layer stays frozen
+                module.requires_grad_(False)
+            entries.append((_child_name(f"{layer.name}_{suffix}" if suffix else layer.name, taken), module))
     module = nn.Sequential(OrderedDict(entries))
     return module.to(torch.float64 if model.dtype == np.float64 else torch.float32).eval()
 
 
 # -- PyTorch -> scratchnn --------------------------------------------------------------------------
 SUPPORTED_MODULES = ("Linear", "Conv2d", "ZeroPad2d", "ConstantPad2d", "MaxPool2d", "AvgPool2d",
-                     "AdaptiveAvgPool2d(1)", "BatchNorm1d", "BatchNorm2d", "Dropout", "Flatten", "Unflatten",
+                     "AdaptiveAvgPool2d(1)", "BatchNorm1d", "BatchNorm2d", "BatchNorm3d", "Dropout", "Flatten", "Unflatten",
                      "ReLU", "LeakyReLU", "ELU", "Sigmoid", "Tanh", "Softmax", "Identity",
                      "scratchnn.interop.pytorch.Maxout", "scratchnn.interop.pytorch.Standardize")
 
@@ -197,11 +212,20 @@ def from_torch(module, input_shape):
                                    f"received {input_shape!r}")
     children = _flatten(module)
     tensors = [t for _, m in children for t in (*m.parameters(), *m.buffers()) if t.is_floating_point()]
+    odd = sorted({str(t.dtype) for t in tensors} - {"torch.float32", "torch.float64"})
+    if odd:
+        raise InvalidArgumentError(f"import from PyTorch: parameters of dtype {', '.join(odd)}; convert the module "
+                                   "with module.float() (or .double()) first")
     dtype = model_dtype([np.empty(0, np.float64 if t.dtype == torch.float64 else np.float32) for t in tensors])
     specs, taken, pad, softmaxes = [], set(), None, {}
+
+    def shape_now():
+        return _shape_at(specs, input_shape)
+
     i = 0
     while i < len(children):
         name, m = children[i]
+        first_new = len(specs)
         nxt = children[i + 1][1] if i + 1 < len(children) else None
         lname = clean_name(name, taken) if not name.replace("_", "").isdigit() else None
         if pad is not None and not isinstance(m, (nn.Conv2d, nn.MaxPool2d, nn.AvgPool2d)):
@@ -220,6 +244,7 @@ def from_torch(module, input_shape):
                     raise _refuse(children[i + 1][0], nxt, f"needs {nxt.units * nxt.pieces} inputs, the Linear "
                                   f"before it gives {m.out_features}")
                 specs.append((L.Maxout(nxt.units, nxt.pieces, use_bias=m.bias is not None, name=lname), p, {}))
+                _keep_frozen(m, specs[first_new:])
                 i += 2
                 continue
             specs.append((L.Dense(m.out_features, use_bias=m.bias is not None, name=lname), p, {}))
@@ -248,12 +273,18 @@ def from_torch(module, input_shape):
         elif isinstance(m, nn.AdaptiveAvgPool2d):
             if _pair(m.output_size) != (1, 1):
                 raise _refuse(name, m, "pools to a size other than 1x1 (only global average pooling converts)")
+            channels = shape_now()[0]
             specs.append((L.GlobalAvgPool2D(name=lname), {}, {}))
-            if isinstance(nxt, nn.Flatten):  # scratchnn's global pooling already returns (N, C)
-                i += 1
-        elif isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)):
+            if isinstance(nxt, nn.Flatten) and nxt.start_dim == 1 and nxt.end_dim == -1:
+                i += 1  # scratchnn's global pooling already returns (N, C)
+            else:  # PyTorch keeps (N, C, 1, 1)
+                specs.append((L.Reshape((channels, 1, 1)), {}, {}))
+        elif isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)):
             if m.momentum is None or not m.track_running_stats:
                 raise _refuse(name, m, "has no running statistics with an exponential momentum")
+            if not 0 < m.momentum <= 1:
+                raise _refuse(name, m, f"has momentum {m.momentum}; scratchnn's BatchNorm needs a PyTorch momentum "
+                              "in (0, 1] (its own momentum is 1 minus that)")
             c = m.num_features
             cls = L.BatchNorm2D if isinstance(m, nn.BatchNorm2d) else L.BatchNorm
             specs.append((cls(momentum=_bn_momentum(m.momentum), eps=m.eps, name=lname),
@@ -267,9 +298,16 @@ def from_torch(module, input_shape):
                 raise _refuse(name, m, "flattens other axes than all but the batch axis")
             specs.append((L.Flatten(name=lname), {}, {}))
         elif isinstance(m, nn.Unflatten):
-            if m.dim not in (1, -1):
-                raise _refuse(name, m, "unflattens an axis other than 1")
-            specs.append((L.Reshape(tuple(m.unflattened_size), name=lname), {}, {}))
+            shape = shape_now()
+            if m.dim not in (1, -1) or (m.dim == -1 and len(shape) != 1):
+                raise _refuse(name, m, f"unflattens axis {m.dim} of per-sample shape {shape}; only axis 1 converts")
+            sizes = list(m.unflattened_size)
+            if -1 in sizes:
+                known = int(np.prod([d for d in sizes if d != -1]))
+                sizes[sizes.index(-1)] = shape[0] // known if known and shape[0] % known == 0 else -2
+            if int(np.prod(sizes)) != shape[0]:
+                raise _refuse(name, m, f"cannot split axis 1 of size {shape[0]} into {tuple(m.unflattened_size)}")
+            specs.append((L.Reshape((*sizes, *shape[1:]), name=lname), {}, {}))
         elif isinstance(m, nn.Softmax):
             softmaxes[len(specs)] = (name, m)
             specs.append((L.Softmax(name=lname), {}, {}))
@@ -289,12 +327,28 @@ def from_torch(module, input_shape):
             pass
         else:
             raise unsupported("PyTorch", f"module {name!r} ({type(m).__name__})", SUPPORTED_MODULES)
+        _keep_frozen(m, specs[first_new:])
         pad = None
         i += 1
     if pad is not None:
         raise _refuse(pad[2], pad[3], "must be followed by Conv2d, MaxPool2d or AvgPool2d")
     _check_softmax_axes(specs, softmaxes, input_shape)
     return assemble(specs, input_shape, dtype, "import from PyTorch")
+
+
+def _keep_frozen(module, specs):
+    """A module whose parameters are all frozen (requires_grad False) becomes a layer with trainable=False."""
+    flags = [p.requires_grad for p in module.parameters()]
+    if flags and not any(flags):
+        for layer, _, _ in specs:
+            layer.trainable = False
+
+
+def _shape_at(specs, input_shape):
+    shape = tuple(int(d) for d in input_shape)
+    for layer, _, _ in specs:
+        shape = tuple(layer.output_shape(shape))
+    return shape
 
 
 def _check_softmax_axes(specs, softmaxes, input_shape):

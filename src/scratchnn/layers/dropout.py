@@ -44,7 +44,7 @@ class Dropout(Layer):
 
     def backward(self, dy):
         mask = self._require_cache()
-        return dy * mask if self.rate else dy
+        return dy * mask if self.rate else dy.copy()  # a new array, as the layer contract asks
 
     def get_config(self):
         return {"rate": self.rate, "seed": self.seed, **super().get_config()}
