@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from scratchnn import cli
-from scratchnn.experiments import STUDIES, DataUnavailable, run_experiment
+from scratchnn.experiments import SMOKE_TEST, STUDIES, DataUnavailable, conclusion_of, run_experiment
 
 MNIST = "/work/shared/data/mnist"
 DATA_DIR = MNIST if os.path.isdir(MNIST) else None
@@ -31,6 +31,11 @@ def test_quick_study_writes_its_plot_and_table(name, tmp_path):
     doc = json.loads((out / f"{name}.json").read_text())
     assert len(table) == len(res.rows) == len(doc["rows"]) > 0
     assert doc["mode"] == "quick" and doc["study"] == name and doc["summary"] == res.summary and res.summary
+    # the lesson: one sentence from the run's own numbers, labelled as a smoke test, recomputable from the JSON
+    assert doc["conclusion"] == res.conclusion == res.meta["conclusion"]
+    assert res.conclusion.startswith(SMOKE_TEST + ". Measured: ") and len(res.conclusion) > len(SMOKE_TEST) + 40
+    assert doc["smoke_test"] is True
+    assert conclusion_of(name, doc["rows"], doc) == doc["conclusion"]
     extra = [str(out / "misclassified_shirts.png")] if name == "fashion" else []
     assert sorted(res.files) == sorted([str(out / f"{name}.{ext}") for ext in ("png", "csv", "json")] + extra)
     check = CHECKS.get(name)
@@ -59,7 +64,7 @@ def check_fashion(rows, res):
     assert acc["fashion-mnist"] < acc["mnist"] and "on MNIST but" in res.summary[0]
     shirt = next(r for r in res.rows if r["dataset"] == "fashion-mnist" and r["class"] == "Shirt")
     assert shirt["test_accuracy"] < acc["fashion-mnist"]  # the hardest class, as the lesson says
-    assert res.meta["conclusion"].startswith(res.summary[0])
+    assert res.summary[0] in res.conclusion and res.conclusion.startswith(SMOKE_TEST)
 
 
 def check_capacity(rows, res):
@@ -127,3 +132,138 @@ def test_experiment_command(tmp_path, capsys):
     rows = json.loads((tmp_path / "cap" / "capacity.json").read_text())["rows"]
     assert {r["hidden_units"] for r in rows} == {1, 3, 10, 100}
     assert np.isfinite([r["val_accuracy"] for r in rows]).all()
+
+
+# -- the conclusion machinery --------------------------------------------------------------------
+def test_finish_states_the_conclusion_everywhere(tmp_path, capsys):
+    """One place prints the conclusion, writes it into the JSON and under the plot, and labels quick runs."""
+    from scratchnn.experiments._common import Context
+
+    def conclude(rows, meta):
+        return f"the answer is {rows[0]['x']} after {meta['epochs']} epochs."
+
+    for budget in ("quick", "default"):
+        ctx = Context("demo", tmp_path / budget, budget=budget, conclude=conclude)
+        fig, ax = ctx.figure(1, 1)
+        ax[0, 0].plot([1, 2], [3, 4])
+        res = ctx.finish([{"x": 42}], ["a summary line"], figure=fig, title="Demo", epochs=3)
+        out = capsys.readouterr().out
+        doc = json.loads((tmp_path / budget / "demo.json").read_text())
+        sentence = "the answer is 42 after 3 epochs."
+        assert doc["conclusion"] == res.conclusion and f"demo: {res.conclusion}" in out
+        assert (tmp_path / budget / "demo.png").read_bytes()[:8] == PNG
+        drawn = " ".join(t.get_text().replace("\n", " ") for t in fig.texts)
+        assert sentence in drawn
+        if budget == "quick":
+            assert res.conclusion == f"{SMOKE_TEST}. Measured: {sentence}" and doc["smoke_test"] is True
+            assert SMOKE_TEST in fig._suptitle.get_text() and fig._suptitle.get_text().startswith("Demo")
+            assert SMOKE_TEST in out
+        else:
+            assert res.conclusion == sentence and doc["smoke_test"] is False and doc["mode"] == "default"
+            assert fig._suptitle.get_text() == "Demo" and SMOKE_TEST not in out
+
+
+def test_budgets_are_checked(tmp_path):
+    from scratchnn.experiments._common import Context
+
+    with pytest.raises(ValueError, match="unknown budget 'huge'; available: quick, default, full"):
+        run_experiment("capacity", out_dir=tmp_path, budget="huge")
+    with pytest.raises(ValueError, match="contradicts"):
+        run_experiment("capacity", out_dir=tmp_path, quick=True, budget="full")
+    ctx = Context("demo", tmp_path, budget="full")
+    assert ctx.pick(1, 2, 3) == 3 and not ctx.quick
+
+
+def _optimizer_rows(acc, noise=0.004):
+    rows = []
+    for name, a in acc.items():
+        rows.append({"optimizer": name, "lr": 0.1, "val_accuracy": a - 0.05, "best_lr_for_optimizer": False,
+                     "noise_vs_sgd": noise})
+        rows.append({"optimizer": name, "lr": 0.3, "val_accuracy": a, "best_lr_for_optimizer": True,
+                     "noise_vs_sgd": 0.0 if name == "SGD" else noise})
+    return rows
+
+
+OPT_META = {"epochs": 3, "train_samples": 10000, "val_samples": 2000, "learning_rates_per_optimizer": 4}
+
+
+def test_optimizers_conclusion_does_not_claim_what_the_numbers_do_not_show():
+    from scratchnn.experiments.optimization import conclusion
+
+    both = conclusion(_optimizer_rows({"SGD": 0.90, "momentum 0.9": 0.94, "Adam": 0.95}), OPT_META)
+    assert both.startswith("Momentum (94.0%) and Adam (95.0%) end ahead of plain SGD (90.0%) on equal budgets")
+    assert "does not" not in both and both.endswith("the best is Adam at lr 0.3 (95.0%).")
+    # plain SGD ahead of momentum (the user's --quick numbers): momentum is not said to win
+    sgd_wins = conclusion(_optimizer_rows({"SGD": 0.75, "momentum 0.9": 0.71, "Adam": 0.79}), OPT_META)
+    assert sgd_wins.startswith("Adam (79.0%) ends ahead of plain SGD (75.0%)")
+    assert "momentum 71.0% (-4.0 points, noise +-0.4 points) does not" in sgd_wins
+    assert "Momentum (" not in sgd_wins and "momentum (" not in sgd_wins
+    # a lead of one image in 300 is noise
+    tiny = conclusion(_optimizer_rows({"SGD": 0.750, "momentum 0.9": 0.7533, "Adam": 0.7533}, noise=0.009), OPT_META)
+    assert tiny.startswith("Momentum and Adam do not end ahead of plain SGD (75.0%)")
+
+
+def _reg_rows(none_val, best_val, noise, best_train=1.0):
+    return [{"variant": "none", "train_accuracy": 1.0, "val_accuracy": none_val, "gap": 1.0 - none_val,
+             "noise_vs_none": 0.0},
+            {"variant": "L2 1e-3", "train_accuracy": 1.0, "val_accuracy": none_val, "gap": 1.0 - none_val,
+             "noise_vs_none": 0.001},
+            {"variant": "dropout 0.5", "train_accuracy": best_train, "val_accuracy": best_val,
+             "gap": best_train - best_val, "noise_vs_none": noise}]
+
+
+def test_regularization_conclusion_weighs_the_gain_against_the_noise():
+    from scratchnn.experiments.regularization import conclusion
+
+    meta = {"train_samples": 1000, "width": 512}
+    won = conclusion(_reg_rows(0.885, 0.896, 0.003), meta)
+    assert "a gap of 11.5 points; dropout 0.5 narrows it to 10.4 points and lifts validation accuracy by 1.1 " \
+           "points (3.7x the noise" in won
+    one_image = conclusion(_reg_rows(0.7467, 0.7500, 0.009), {"train_samples": 300, "width": 128})
+    assert "no regularizer lifts validation accuracy by more than twice the noise: the best, dropout 0.5, " \
+           "is +0.3 points (noise +-0.9 points)" in one_image and "narrows" not in one_image
+
+
+def test_transfer_conclusion_says_when_the_cnn_did_not_learn():
+    from scratchnn.experiments.transfer_study import conclusion
+
+    rows = [{"part": "mlp", "method": m, "labels_per_class": 10, "subset": s, "target_test_accuracy": a + 0.01 * s}
+            for s in range(3) for m, a in (("from scratch", 0.80), ("frozen layer 1 + new layers", 0.84),
+                                           ("frozen layers 1-2 + new head", 0.70), ("+ fine-tuned end to end", 0.8))]
+    cnn = {"digits 0-4, trained size": 0.2033, "digits 0-4, centered in larger image": 0.2033,
+           "digits 0-4, random place in larger image": 0.2033,
+           "digits 5-9, 10/class: pretrained GAP features + new head": 0.30,
+           "digits 5-9, 10/class: same CNN from scratch": 0.1967}
+    rows += [{"part": "gap-cnn", "method": m, "image_size": "36x36", "target_test_accuracy": a} for m, a in cnn.items()]
+    meta = {"target_test_samples": 4861, "source_test_samples": 5139, "cnn_target_labels_per_class": 10}
+    s = conclusion(rows, meta)
+    assert "reaches 85.0% against 81.0% from scratch (+4.0 points" in s
+    assert s.endswith("The GAP CNN did not learn digits 0-4 (20.3%, chance 20.0%), so its part shows nothing.")
+    rows = [dict(r, target_test_accuracy=0.95) if r["method"] == "digits 0-4, trained size" else r for r in rows]
+    assert "The GAP CNN learns digits 0-4 (95.0%, chance 20.0%)" in conclusion(rows, meta)
+
+
+def test_numpy_vs_torch_without_pytorch_says_nothing_was_compared(tmp_path, monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "torch", None)  # import torch raises ImportError
+    res = run_quick("numpy-vs-torch", tmp_path)
+    assert res.meta["torch_available"] is False
+    assert "PyTorch is not installed (pip install torch), so nothing was compared" in res.conclusion
+    assert "against PyTorch" not in res.conclusion
+
+
+def test_experiment_command_prints_the_conclusion(tmp_path, capsys):
+    assert cli.main(["experiment", "capacity", "--quick", "--out", str(tmp_path / "cap")]) == 0
+    out = capsys.readouterr().out
+    assert f"capacity: {SMOKE_TEST}. Measured: More hidden units" in out
+    doc = json.loads((tmp_path / "cap" / "capacity.json").read_text())
+    assert doc["conclusion"] in out
+
+
+def test_experiment_command_quiet_still_states_the_conclusion_and_budgets_exclude_each_other(tmp_path, capsys):
+    assert cli.main(["experiment", "capacity", "--quick", "--quiet", "--out", str(tmp_path / "cap")]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"capacity: {SMOKE_TEST}. Measured: ")
+    assert cli.main(["experiment", "capacity", "--quick", "--full"]) == 2
+    assert "argument --full: not allowed with argument --quick" in capsys.readouterr().err

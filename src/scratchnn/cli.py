@@ -452,10 +452,12 @@ def cmd_experiment(args):
                              "--overwrite to replace them, or choose another --out")
     for name, out in outs.items():
         try:
-            result = run_experiment(name, out_dir=out, quick=args.quick, data_dir=args.data_dir, seed=args.seed,
-                                    verbose=not args.quiet)
+            result = run_experiment(name, out_dir=out, data_dir=args.data_dir, seed=args.seed, verbose=not args.quiet,
+                                    budget="quick" if args.quick else "full" if args.full else "default")
         except DataUnavailable as e:
             raise DataUnavailable(f"{e}; pass --data-dir, set $SCRATCHNN_DATA_DIR, or try --quick") from None
+        if args.quiet:
+            print(f"{name}: {result.conclusion}")
         print(f"{name}: {', '.join(result.files)}")
     return 0
 
@@ -541,7 +543,11 @@ def make_parser():
                         description="Studies: " + "; ".join(f"{k}: {v[1]}" for k, v in STUDIES.items()))
     ex.add_argument("name", choices=[*STUDIES, "all"])
     ex.add_argument("--out", help="output folder (default runs/experiments/NAME)")
-    ex.add_argument("--quick", action="store_true", help="tiny data and budgets: seconds instead of minutes")
+    size = ex.add_mutually_exclusive_group()
+    size.add_argument("--quick", action="store_true",
+                      help="smoke test: tiny data, seconds per study; its numbers do not show the lessons")
+    size.add_argument("--full", action="store_true",
+                      help="the larger budgets of the tables in examples/README.md (minutes per study)")
     ex.add_argument("--overwrite", action="store_true", help="replace the results already in the output folder")
     ex.add_argument("--data-dir", help="folder holding the MNIST files (else $SCRATCHNN_DATA_DIR or the cache)")
     ex.add_argument("--seed", type=setting("seed"), default=0)

@@ -7,13 +7,14 @@ import functools
 import json
 import math
 import os
+import textwrap
 import time
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from ..callbacks import Callback
-from ..errors import ScratchnnError
+from ..errors import InvalidArgumentError, ScratchnnError
 from ..files import atomic_write_text
 from ..runs import strict_json
 
@@ -27,7 +28,9 @@ class StudyResult:
         rows: the table, one dict per configuration (also in ``NAME.csv`` / ``NAME.json``).
         summary: lines stating the measured findings.
         files: paths written (PNG, CSV, JSON).
-        meta: mode, data set, sizes and settings.
+        meta: budget, data set, sizes and settings (also ``meta["conclusion"]``).
+        conclusion: the study's lesson as one sentence built from its own numbers (printed, drawn
+            under the plot and stored in ``NAME.json``); a quick run's starts with ``SMOKE_TEST``.
     """
 
     name: str
@@ -35,6 +38,16 @@ class StudyResult:
     summary: list
     files: list = field(default_factory=list)
     meta: dict = field(default_factory=dict)
+    conclusion: str = ""
+
+
+#: the budgets of a study run, smallest first: ``quick`` is a smoke test of a few seconds whose
+#: numbers do not show the lesson; ``default`` shows each lesson in about a minute per study on
+#: 2 cores; ``full`` is the budget of the tables in examples/README.md
+BUDGETS = ("quick", "default", "full")
+
+#: how a quick run is labelled: in its printed conclusion, its JSON and its plot's title
+SMOKE_TEST = "smoke test: --quick numbers do not show the lesson"
 
 
 @dataclass
@@ -94,18 +107,31 @@ class Context:
     Args:
         name: study name, used for file names.
         out_dir: output folder.
-        quick: small data and budgets (seconds instead of minutes).
+        budget: one of ``BUDGETS``: ``"quick"`` (a smoke test: tiny data, seconds), ``"default"``
+            (about a minute) or ``"full"`` (the examples/README tables).
         data_dir: folder with the MNIST files (else ``$SCRATCHNN_DATA_DIR``, the cache, a download).
         seed: seed of data subsets and initial weights.
-        verbose: print progress lines.
+        verbose: print progress lines and the conclusion.
+        conclude: ``conclude(rows, meta) -> str``, the study's lesson from its own numbers.
     """
 
-    def __init__(self, name, out_dir, quick=False, data_dir=None, seed=0, verbose=True):
-        self.name, self.out_dir, self.quick = name, os.fspath(out_dir), bool(quick)
-        self.data_dir, self.seed, self.verbose = data_dir, int(seed), verbose
+    def __init__(self, name, out_dir, budget="default", data_dir=None, seed=0, verbose=True, conclude=None):
+        if budget not in BUDGETS:
+            raise InvalidArgumentError(f"unknown budget {budget!r}; available: {', '.join(BUDGETS)}")
+        self.name, self.out_dir, self.budget = name, os.fspath(out_dir), budget
+        self.data_dir, self.seed, self.verbose, self.conclude = data_dir, int(seed), verbose, conclude
         self.t0 = time.perf_counter()
         self.files: list = []
         os.makedirs(self.out_dir, exist_ok=True)
+
+    @property
+    def quick(self):
+        """A smoke test: tiny data and budgets, MNIST optional."""
+        return self.budget == "quick"
+
+    def pick(self, quick, default, full):
+        """The setting for this run's budget."""
+        return {"quick": quick, "default": default, "full": full}[self.budget]
 
     def log(self, msg):
         if self.verbose:
@@ -180,7 +206,9 @@ class Context:
         fig = _new_figure((width * ncols, height * nrows))
         return fig, fig.subplots(nrows, ncols, squeeze=False)
 
-    def save_figure(self, fig, filename=None, title=None):
+    def save_figure(self, fig, filename=None, title=None, conclusion=None):
+        """Write ``fig`` as PNG: ``title`` on top (with ``SMOKE_TEST`` in a quick run), ``conclusion``
+        (wrapped) under the panels."""
         from matplotlib.ticker import MaxNLocator
 
         from ..plots import _save
@@ -188,17 +216,40 @@ class Context:
         for ax in fig.axes:
             if ax.get_xlabel() == "epoch":
                 ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        if self.quick:
+            title = f"{title}\n{SMOKE_TEST}" if title else SMOKE_TEST
         if title:
-            fig.suptitle(title)
-        path = str(_save(fig, self.path(filename or f"{self.name}.png"), tight=True))
+            fig.suptitle(title, color="firebrick" if self.quick else "black")
+        rect = (0, 0, 1, 1)
+        if conclusion:
+            w, h = fig.get_size_inches()
+            lines = textwrap.wrap(conclusion, width=max(40, int(w * 13)))
+            extra = 0.2 * len(lines) + 0.15  # inches of 9-point text
+            fig.set_size_inches(w, h + extra)
+            rect = (0, extra / (h + extra), 1, 1)
+            fig.text(0.5, 0.06 / (h + extra), "\n".join(lines), ha="center", va="bottom", fontsize=9,
+                     style="italic", wrap=False)
+        fig.tight_layout(rect=rect)
+        path = str(_save(fig, self.path(filename or f"{self.name}.png")))
         self.files.append(path)
         return path
 
-    def finish(self, rows, summary, **meta) -> StudyResult:
-        """Write ``NAME.csv`` and ``NAME.json`` and return the ``StudyResult``."""
-        meta = {"study": self.name, "mode": "quick" if self.quick else "full", "seed": self.seed,
-                "seconds": round(time.perf_counter() - self.t0, 1), **meta}
+    def finish(self, rows, summary, figure=None, title=None, **meta) -> StudyResult:
+        """End the run: state the conclusion, draw the figure, write ``NAME.csv`` and ``NAME.json``.
+
+        The one place where every study's lesson goes out: the conclusion is ``conclude(rows, meta)``
+        (a sentence from the study's own numbers), marked ``SMOKE_TEST`` in a quick run; it is printed,
+        drawn under ``figure`` (saved as ``NAME.png`` with ``title``) and stored in the JSON as
+        ``"conclusion"``.
+        """
+        meta = {"study": self.name, "mode": self.budget, "smoke_test": self.quick, "seed": self.seed, **meta}
         rows = [{k: _plain(v) for k, v in r.items()} for r in rows]
+        meta = {k: _plain(v) for k, v in meta.items()}
+        conclusion = state_conclusion(self.conclude, rows, meta, self.quick)
+        meta["conclusion"] = conclusion
+        if figure is not None:
+            self.save_figure(figure, title=title, conclusion=conclusion)
+        meta["seconds"] = round(time.perf_counter() - self.t0, 1)
         csv_path, json_path = self.path(f"{self.name}.csv"), self.path(f"{self.name}.json")
         keys = list(dict.fromkeys(k for r in rows for k in r))
         buf = io.StringIO()
@@ -211,7 +262,50 @@ class Context:
         self.files += [csv_path, json_path]
         for line in summary:
             self.log(line)
-        return StudyResult(self.name, rows, summary, list(self.files), meta)
+        if self.verbose and conclusion:
+            print(f"{self.name}: {conclusion}", flush=True)
+        return StudyResult(self.name, rows, summary, list(self.files), meta, conclusion or "")
+
+
+def state_conclusion(conclude, rows, meta, quick=False):
+    """``conclude(rows, meta)``, prefixed with ``SMOKE_TEST`` when ``quick``."""
+    sentence = conclude(rows, meta) if conclude else ""
+    if not quick:
+        return sentence
+    return f"{SMOKE_TEST}. Measured: {sentence}" if sentence else SMOKE_TEST
+
+
+# -- helpers of the conclusion functions ----------------------------------------------------------
+def pct(x):
+    """``0.9534`` -> ``"95.3%"``."""
+    return "n/a" if x is None or (isinstance(x, float) and not math.isfinite(x)) else f"{100 * x:.1f}%"
+
+
+def points(d):
+    """A difference of accuracies in percentage points: ``0.0123`` -> ``"1.2 points"``."""
+    return f"{100 * abs(d):.1f} point{'' if round(100 * abs(d), 1) == 1 else 's'}"
+
+
+def noise(p, n):
+    """Standard error of a difference of two accuracies near ``p``, each measured on ``n`` images
+    (as if independent: ``sqrt(2 p (1 - p) / n)``). ``n`` images cannot resolve a smaller difference."""
+    if not n or p is None or not math.isfinite(p):
+        return float("inf")
+    p = min(max(p, 0.5 / n), 1 - 0.5 / n)
+    return math.sqrt(2 * p * (1 - p) / n)
+
+
+def paired_noise(correct_a, correct_b):
+    """Standard error of the difference of two classifiers' accuracies on the same images, from
+    the images on which they disagree (McNemar): ``sqrt(b + c) / n``, at least half an image."""
+    a, b = np.asarray(correct_a, bool), np.asarray(correct_b, bool)
+    n = max(1, len(a))
+    return max(math.sqrt(int(np.count_nonzero(a != b))), 0.5) / n
+
+
+def ahead(a, b, se, k=2.0):
+    """``a`` is ahead of ``b`` by more than ``k`` standard errors ``se``."""
+    return a is not None and b is not None and math.isfinite(a) and math.isfinite(b) and a - b > k * se
 
 
 def _plain(v):

@@ -8,9 +8,11 @@ on every input; leaky ReLU (slope 0.01) by this definition never dies.
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
-from ._common import fit, last, smooth
+from ._common import ahead, fit, last, noise, pct, smooth
 
 ACTIVATIONS = ("sigmoid", "tanh", "ReLU", "leaky ReLU", "ELU")
 
@@ -65,10 +67,9 @@ def dead_units(model, name, X):
 def run(ctx):
     from ..optimizers import SGD
 
-    q = ctx.quick
-    data = ctx.images(600 if q else 10000, 300 if q else 2000, allow_spiral=True).flat()
-    depth, width = (3, 64) if q else (4, 128)
-    epochs, batch = (2, 32) if q else (8, 64)
+    data = ctx.images(ctx.pick(600, 10000, 10000), ctx.pick(300, 2000, 2000), allow_spiral=True).flat()
+    depth, width = ctx.pick((3, 64), (4, 128), (4, 128))
+    epochs, batch = ctx.pick((2, 32), (5, 64), (8, 64))
     lrs = (0.05, 0.5)
     ctx.log(f"{data.name}: {len(data.X)} training / {len(data.X_val)} validation samples; {depth} hidden layers "
             f"of {width}, plain SGD at lr {lrs}, batch {batch}, {epochs} epochs")
@@ -89,12 +90,14 @@ def run(ctx):
                          "dead_fraction": dead / total if total else None, "diverged": diverged})
             ctx.log(f"lr {lr:<5g} {name:10s} val acc {rows[-1]['val_accuracy']:.4f} (epoch 1: "
                     f"{rows[-1]['epoch1_val_accuracy']:.4f}) dead {dead}/{total}{' DIVERGED' if diverged else ''}")
-    _plot(ctx, rows, runs, lrs)
+    fig = _plot(ctx, rows, runs, lrs)
     summary = [f"lr {r['lr']:g} {r['activation']}: diverged (NaN loss)" if r["diverged"] else
                f"lr {r['lr']:g} {r['activation']}: validation accuracy {r['epoch1_val_accuracy']:.4f} after 1 epoch, "
                f"{r['val_accuracy']:.4f} after {epochs}; 90% reached at epoch {r['epochs_to_90pct'] or 'never'}; "
                f"{r['dead_units']}/{r['hidden_units']} dead units" for r in rows]
-    return ctx.finish(rows, summary, dataset=data.name, train_samples=len(data.X), val_samples=len(data.X_val),
+    return ctx.finish(rows, summary, figure=fig, title="Activation functions (solid: moderate lr, dashed: high lr)",
+                      dataset=data.name, n_classes=data.n_classes, learning_rates=list(lrs), train_samples=len(data.X),
+                      val_samples=len(data.X_val),
                       depth=depth, width=width, epochs=epochs, batch_size=batch, optimizer="SGD",
                       dead_unit_definition="derivative < 1% of its maximum on every validation input")
 
@@ -125,4 +128,53 @@ def _plot(ctx, rows, runs, lrs):
     for a in ax[0]:
         a.grid(True, alpha=0.3)
         a.legend(fontsize=7)
-    ctx.save_figure(fig, title="Activation functions (solid: moderate lr, dashed: high lr)")
+    return fig
+
+
+def conclusion(rows, meta):
+    """Does the ReLU family outrun sigmoid, and what does the high rate do to each activation?"""
+    lo, hi = meta["learning_rates"]
+    n_val, chance = meta["val_samples"], 1 / meta.get("n_classes", 10)
+    by = {(r["activation"], r["lr"]): r for r in rows}
+
+    def acc(name, lr):
+        r = by[(name, lr)]
+        return float("nan") if r["diverged"] or r["val_accuracy"] is None else r["val_accuracy"]
+
+    def stuck(a):
+        return not (a == a) or not ahead(a, chance, math.sqrt(chance * (1 - chance) / n_val), k=3)
+
+    relus = [a for a in (acc(n, lo) for n in ("ReLU", "leaky ReLU", "ELU")) if a == a] or [float("nan")]
+    fam = f"{pct(min(relus))}-{pct(max(relus))}" if max(relus) - min(relus) >= 0.001 else pct(max(relus))
+    sig = acc("sigmoid", lo)
+    s = (f"At lr {lo:g} the ReLU family reaches {fam} in {meta['epochs']} epochs while the {meta['depth']}-layer "
+         "sigmoid ")
+    if stuck(sig):
+        s += f"network stays at chance ({pct(sig)}): its gradient fades through the layers"
+    elif ahead(min(relus), sig, noise(sig, n_val)):
+        s += f"network lags ({pct(sig)})"
+    else:
+        s += f"network keeps up ({pct(sig)}): no vanishing gradient shows"
+    s += f" (tanh: {pct(acc('tanh', lo))}). At lr {hi:g}, "
+    parts = []
+    relu = by[("ReLU", hi)]
+    if relu["diverged"]:
+        parts.append("ReLU diverges")
+    else:
+        dead, total = relu["dead_units"], relu["hidden_units"]
+        before = by[("ReLU", lo)]["dead_units"] or 0
+        parts.append(f"{dead} of {total} ReLU units are dead (at lr {lo:g}: {before}) with {pct(acc('ReLU', hi))} "
+                     "accuracy" if dead > before else f"no more ReLU units die ({dead} of {total})")
+    leaky = by[("leaky ReLU", hi)]
+    if not leaky["diverged"]:
+        parts.append(f"leaky ReLU has {leaky['dead_units']} dead units")
+    tanh = by[("tanh", hi)]
+    if tanh["diverged"]:
+        parts.append("tanh diverges")
+    elif stuck(acc("tanh", hi)):
+        parts.append(f"tanh saturates {tanh['dead_units']} of {tanh['hidden_units']} units and collapses to chance "
+                     f"({pct(acc('tanh', hi))})")
+    else:
+        parts.append(f"tanh reaches {pct(acc('tanh', hi))} ({tanh['dead_units']} saturated units)")
+    parts.append("ELU diverges" if by[("ELU", hi)]["diverged"] else f"ELU reaches {pct(acc('ELU', hi))}")
+    return s + ", ".join(parts[:-1]) + " and " + parts[-1] + "."

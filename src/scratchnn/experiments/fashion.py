@@ -53,8 +53,7 @@ def confusions(y, pred, names, top=3):
 def run(ctx):
     from .. import plots
 
-    q = ctx.quick
-    n_train, n_val, epochs = (3000, 500, 3) if q else (20000, 2000, 10)
+    n_train, n_val, epochs = ctx.pick((3000, 500, 3), (20000, 2000, 10), (20000, 2000, 10))
     ctx.log(f"784-100-10 leaky ReLU on standardized inputs, Adam 1e-3, batch 64, {epochs} epochs, {n_train} training "
             f"images of each data set; all 10,000 test images")
     rows, results = [], {}
@@ -70,20 +69,10 @@ def run(ctx):
         rows += [{"dataset": name, "class": names[k], "test_accuracy": per_class[k]} for k in range(10)]
         ctx.log(f"{name}: test accuracy {acc:.4f}")
     m, f = results["mnist"], results["fashion-mnist"]
-    worst = int(np.argmin(f["per_class"]))
     mixed = confusions(f["data"].y_test, f["pred"], f["names"])
-    if f["acc"] < m["acc"]:
-        summary = [f"The same network and budget reach {m['acc']:.1%} on MNIST but {f['acc']:.1%} on Fashion-MNIST, "
-                   f"{100 * (m['acc'] - f['acc']):.1f} points lower.",
-                   f"Fashion-MNIST's weakest class is {f['names'][worst]} ({f['per_class'][worst]:.1%} of its test "
-                   f"images right; MNIST's weakest digit: {min(m['per_class']):.1%})."]
-    else:
-        summary = [f"These numbers do not show Fashion-MNIST as harder: {f['acc']:.1%} against MNIST's {m['acc']:.1%} "
-                   "(too small a budget? try without --quick)."]
-    if mixed:
-        a, b, count, share = mixed[0]
-        summary.append(f"The most frequent mistake is {a} taken for {b}: {count} test images ({share:.1%} of the "
-                       f"{a} images); next: " + ", ".join(f"{x} as {y} ({c})" for x, y, c, _ in mixed[1:]) + ".")
+    meta = dict(n_train=n_train, epochs=epochs, test_samples=len(f["data"].y_test),
+                confusions=[{"true": a, "predicted": b, "count": c, "share": sh} for a, b, c, sh in mixed])
+    summary = _sentences(rows, meta)
     fig, axes = ctx.figure(1, 2, width=5.6, height=4.0)
     ax = axes[0][0]
     x = np.arange(10)
@@ -104,9 +93,36 @@ def run(ctx):
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
     ax.set_title("Fashion-MNIST's mistakes (diagonal left out)")
-    ctx.save_figure(fig, title=summary[0] + (" (--quick: a smoke test)" if q else ""))
     shirts = f["data"].y_test == f["names"].index("Shirt")
     path = plots.plot_misclassified(f["data"].X_test[shirts], f["data"].y_test[shirts], f["pred"][shirts],
                                     ctx.path("misclassified_shirts.png"), max_images=30, class_names=f["names"])
     ctx.files.append(str(path))
-    return ctx.finish(rows, summary, n_train=n_train, epochs=epochs, conclusion=" ".join(summary))
+    return ctx.finish(rows, summary, figure=fig, title="The same MLP on MNIST and Fashion-MNIST", **meta)
+
+
+def _sentences(rows, meta):
+    """The findings, one sentence each, from the table and the confusions."""
+    acc = {r["dataset"]: r["test_accuracy"] for r in rows if r["class"] == "all"}
+    m, f = acc["mnist"], acc["fashion-mnist"]
+    per = {d: [r for r in rows if r["dataset"] == d and r["class"] != "all"] for d in SETS}
+    if f < m:
+        worst = min(per["fashion-mnist"], key=lambda r: r["test_accuracy"])
+        out = [f"The same network and budget reach {m:.1%} on MNIST but {f:.1%} on Fashion-MNIST, "
+               f"{100 * (m - f):.1f} points lower.",
+               f"Fashion-MNIST's weakest class is {worst['class']} ({worst['test_accuracy']:.1%} of its test images "
+               f"right; MNIST's weakest digit: {min(r['test_accuracy'] for r in per['mnist']):.1%})."]
+    else:
+        out = [f"These numbers do not show Fashion-MNIST as harder: {f:.1%} against MNIST's {m:.1%} "
+               "(too small a budget? try without --quick)."]
+    mixed = meta.get("confusions") or []
+    if mixed:
+        a = mixed[0]
+        out.append(f"The most frequent mistake is {a['true']} taken for {a['predicted']}: {a['count']} test images "
+                   f"({a['share']:.1%} of the {a['true']} images); next: "
+                   + ", ".join(f"{x['true']} as {x['predicted']} ({x['count']})" for x in mixed[1:]) + ".")
+    return out
+
+
+def conclusion(rows, meta):
+    """Is Fashion-MNIST harder for the same network, and where does it fail?"""
+    return " ".join(_sentences(rows, meta))

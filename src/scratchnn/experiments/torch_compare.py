@@ -12,18 +12,20 @@ import time
 
 import numpy as np
 from ..errors import InvalidArgumentError
+from ._common import pct
 
 
-def _networks(quick, n_train, n_classes):
+def _networks(budget, n_train, n_classes):
     """name -> (layers, training samples, epochs)."""
     from ..layers import Conv2D, Dense, Flatten, MaxPool2D, ReLU
 
+    mlp_epochs = {"quick": 2, "default": 3, "full": 5}[budget]
     nets = {"mlp 784-128-64-10": ([Flatten(), Dense(128, init="he_normal"), ReLU(), Dense(64, init="he_normal"),
-                                   ReLU(), Dense(n_classes)], n_train, 1 if quick else 5)}
-    if not quick:
+                                   ReLU(), Dense(n_classes)], n_train, mlp_epochs)}
+    if budget != "quick":
         nets["cnn conv8-pool-conv16-pool-64-10"] = (
             [Conv2D(8, 3, padding=1), ReLU(), MaxPool2D(2), Conv2D(16, 3, padding=1), ReLU(), MaxPool2D(2), Flatten(),
-             Dense(64, init="he_normal"), ReLU(), Dense(n_classes)], 15000, 2)
+             Dense(64, init="he_normal"), ReLU(), Dense(n_classes)], 15000 if budget == "full" else 5000, 2)
     return nets
 
 
@@ -110,7 +112,8 @@ def run(ctx):
     except ImportError:
         torch = None
         ctx.log("PyTorch is not installed (pip install torch): only the NumPy side runs")
-    data = ctx.images(1000 if q else 55000, 200 if q else 5000, n_test=500 if q else 0, allow_spiral=False)
+    data = ctx.images(ctx.pick(1000, 20000, 55000), ctx.pick(200, 5000, 5000), n_test=500 if q else 0,
+                      allow_spiral=False)
     batch, lr = 64, 0.05
     threads = _blas_threads()
     if torch is not None:
@@ -120,7 +123,7 @@ def run(ctx):
             f"BLAS threads {threads}, torch threads {torch.get_num_threads() if torch else '-'}")
     rows, curves = [], {}
     try:
-        for net_name, (layers, n, epochs) in _networks(q, len(data.X), data.n_classes).items():
+        for net_name, (layers, n, epochs) in _networks(ctx.budget, len(data.X), data.n_classes).items():
             X, y = data.X[:n], data.y[:n]
             X = X if "cnn" in net_name else X.reshape(len(X), -1)
             Xt = data.X_test if "cnn" in net_name else data.X_test.reshape(len(data.X_test), -1)
@@ -157,7 +160,7 @@ def run(ctx):
     finally:
         if torch is not None:
             torch.set_num_threads(old_threads)
-    _plot(ctx, rows, curves)
+    fig = _plot(ctx, rows, curves, torch is not None)
     summary = [f"{r['network']}, {r['framework']}, {r['train_samples']} images x {r['epochs']} epochs: test accuracy "
                f"{r['test_accuracy']:.4f}, final training loss {r['final_train_loss']:.4f}, "
                f"{r['seconds_per_epoch']:.2f} s per epoch" for r in rows]
@@ -166,18 +169,56 @@ def run(ctx):
                 for r in rows if r["framework"].startswith("PyTorch")]
     if torch is None:
         summary.append("PyTorch is not installed (pip install torch): the comparison was skipped")
-    return ctx.finish(rows, summary, dataset=data.name, test_samples=len(data.X_test), batch_size=batch,
+    title = ("scratchnn (NumPy) against PyTorch" if torch is not None else
+             "scratchnn (NumPy) alone: PyTorch is not installed, nothing was compared")
+    return ctx.finish(rows, summary, figure=fig, title=title, dataset=data.name, test_samples=len(data.X_test),
+                      batch_size=batch,
                       optimizer=f"SGD lr {lr}", blas_threads=threads,
                       torch_available=torch is not None)
 
 
-def _plot(ctx, rows, curves):
+def conclusion(rows, meta):
+    """Do both frameworks compute the same network, and which is faster on each?"""
+    threads = meta.get("blas_threads")
+    on = f"on {threads} thread{'s' if threads != 1 else ''}" if threads else "here"
+    ours = [r for r in rows if r["framework"].startswith("scratchnn")]
+    theirs = {r["network"]: r for r in rows if r["framework"].startswith("PyTorch")}
+    if not theirs:
+        mlp = ours[0]
+        return (f"PyTorch is not installed (pip install torch), so nothing was compared: scratchnn alone trains the "
+                f"{mlp['network']} to {pct(mlp['test_accuracy'])} test accuracy at {mlp['seconds_per_epoch']:.2f} s "
+                f"per epoch {on}.")
+    same, parts = True, []
+    for a in ours:
+        b = theirs[a["network"]]
+        if not (b["epoch1_loss_difference"] < 1e-4 and abs(a["test_accuracy"] - b["test_accuracy"]) <= 0.01):
+            same = False
+        ratio = b["seconds_per_epoch"] / max(a["seconds_per_epoch"], 1e-9)
+        kind = a["network"].split()[0].upper()
+        faster = (f"scratchnn {ratio:.1f}x faster" if ratio >= 1.1 else f"PyTorch {1 / ratio:.1f}x faster"
+                  if ratio <= 1 / 1.1 else "equally fast")
+        parts.append(f"{kind} {a['seconds_per_epoch']:.2f} against {b['seconds_per_epoch']:.2f} s per epoch "
+                     f"({faster})")
+    worst_loss = max(theirs[a["network"]]["epoch1_loss_difference"] for a in ours)
+    worst_acc = max(abs(a["test_accuracy"] - theirs[a["network"]]["test_accuracy"]) for a in ours)
+    if same:
+        s = (f"From the same weights and batches scratchnn and PyTorch compute the same networks (epoch-1 loss within "
+             f"{worst_loss:.0e}, " + ("the same test accuracy)" if worst_acc == 0 else
+                                       f"test accuracy within {100 * worst_acc:.2f} points)"))
+    else:
+        s = (f"From the same weights and batches scratchnn and PyTorch do not agree (epoch-1 loss differs by up to "
+             f"{worst_loss:.1e}, test accuracy by {100 * worst_acc:.2f} points)")
+    return s + f"; {on}: " + ", ".join(parts) + "."
+
+
+def _plot(ctx, rows, curves, with_torch=True):
     fig, ax = ctx.figure(1, 2)
     for i, ((net, fw), losses) in enumerate(curves.items()):
         ax[0, 0].plot(np.arange(1, len(losses) + 1), losses, "-" if fw == "numpy" else "--", marker="o", ms=4,
                       color=f"C{list(dict.fromkeys(n for n, _ in curves)).index(net)}",
                       label=f"{net} ({'scratchnn' if fw == 'numpy' else 'PyTorch'})")
-    ax[0, 0].set(xlabel="epoch", ylabel="training loss", title="Same weights, batches and steps")
+    ax[0, 0].set(xlabel="epoch", ylabel="training loss",
+                 title="Same weights, batches and steps" if with_torch else "scratchnn's training loss")
     labels = [f"{r['network'].split()[0]}\n{r['framework'].split()[0]}" for r in rows]
     bars = ax[0, 1].bar(np.arange(len(rows)), [r["seconds_per_epoch"] for r in rows],
                         color=["C0" if r["framework"].startswith("scratchnn") else "C1" for r in rows])
@@ -189,4 +230,4 @@ def _plot(ctx, rows, curves):
     for a in ax[0]:
         a.grid(True, alpha=0.3)
     ax[0, 0].legend(fontsize=7)
-    ctx.save_figure(fig, title="scratchnn (NumPy) against PyTorch")
+    return fig
