@@ -107,7 +107,7 @@ PRESETS = {
                                           "standardize": "feature"}),
     "fashion-mlp": (fashion_mlp, {"optimizer": "adam", "lr": 0.001, "batch_size": 64, "epochs": 40,
                                   "schedule": "cosine", "standardize": "feature"}),
-    "fashion-cnn": (fashion_cnn, {"optimizer": "adam", "lr": 0.003, "batch_size": 64, "epochs": 12,
+    "fashion-cnn": (fashion_cnn, {"optimizer": "adam", "lr": 0.003, "batch_size": 64, "epochs": 20,
                                   "schedule": "cosine"}),
     "mlp-bn": (mlp_bn, {"optimizer": "adam", "lr": 0.001, "batch_size": 128, "epochs": 40,
                         "schedule": "cosine"}),
