@@ -547,7 +547,7 @@ def make_parser():
     size.add_argument("--quick", action="store_true",
                       help="smoke test: tiny data, seconds per study; its numbers do not show the lessons")
     size.add_argument("--full", action="store_true",
-                      help="the larger budgets of the tables in examples/README.md (minutes per study)")
+                      help="the larger budgets of the tables in examples/README.md")
     ex.add_argument("--overwrite", action="store_true", help="replace the results already in the output folder")
     ex.add_argument("--data-dir", help="folder holding the MNIST files (else $SCRATCHNN_DATA_DIR or the cache)")
     ex.add_argument("--seed", type=setting("seed"), default=0)
