@@ -242,25 +242,21 @@ class BatchLosses(Callback):
         self.losses.append(loss)
 
 
+ACT = {"sigmoid": Sigmoid, "tanh": Tanh, "ReLU": ReLU, "leaky ReLU": lambda: LeakyReLU(0.01), "ELU": ELU}
+
+
 def activation_network(name, depth=3, width=128):
     if name == "maxout":
         return snn.Sequential([Maxout(width, pieces=2) for _ in range(depth)] + [Dense(10)])
-    act = {"sigmoid": Sigmoid, "tanh": Tanh, "ReLU": ReLU, "leaky ReLU": lambda: LeakyReLU(0.01), "ELU": ELU}[name]
-    return snn.Sequential(hidden_stack(act, "xavier_normal" if name in ("sigmoid", "tanh") else "he_normal", depth, width))
+    return snn.Sequential(hidden_stack(ACT[name], "xavier_normal" if name in ("sigmoid", "tanh") else "he_normal",
+                                       depth, width))
 
 
 def local_derivative(name, z):
-    """f'(z) / max f' for the element-wise activations."""
-    if name == "sigmoid":
-        s = 1 / (1 + np.exp(-np.clip(z, -60, 60)))
-        return s * (1 - s) / 0.25
-    if name == "tanh":
-        return 1 - np.tanh(z) ** 2
-    if name == "ReLU":
-        return (z > 0).astype(np.float64)
-    if name == "leaky ReLU":
-        return np.where(z > 0, 1.0, 0.01)
-    return np.where(z > 0, 1.0, np.exp(np.minimum(z, 0)))   # ELU, alpha 1
+    """f'(z) / max f': what the activation layer's backward multiplies the arriving gradient by (as drawn above)."""
+    layer = ACT[name]()
+    layer.forward(z, training=True)
+    return layer.backward(np.ones_like(z)) / (0.25 if name == "sigmoid" else 1.0)
 
 
 def unit_census(model, name, X):
