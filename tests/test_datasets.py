@@ -759,3 +759,20 @@ def test_fashion_mnist_download_path(tmp_path, server, monkeypatch):
     loaded = load_fashion_mnist(mirrors=[closed_port_url(), f"{url}/fashion/"], progress=False)
     assert_matches(loaded, arrays)
     assert sorted(p.name for p in (tmp_path / "cache" / "fashion-mnist").iterdir()) == sorted(f"{n}.gz" for n in FILES)
+
+
+def test_pad_images_centers_or_places_each_image_at_random():
+    from scratchnn.datasets import pad_images
+
+    X = np.arange(2 * 1 * 2 * 3, dtype=np.float32).reshape(2, 1, 2, 3) + 1
+    out = pad_images(X, 5)
+    assert out.shape == (2, 1, 5, 5) and out.dtype == np.float32
+    np.testing.assert_array_equal(out[:, :, 1:3, 1:4], X)
+    assert out.sum() == X.sum()
+    rand = pad_images(X, 5, np.random.default_rng(0))
+    assert rand.sum() == X.sum()
+    for img, src in zip(rand[:, 0], X[:, 0]):
+        r, c = np.argwhere(img == src[0, 0])[0]
+        np.testing.assert_array_equal(img[r:r + 2, c:c + 3], src)
+    with pytest.raises(ValueError, match="pad_images: size 2 is smaller than the images"):
+        pad_images(X, 2)

@@ -227,17 +227,7 @@ plt.show()
 # 36x36 canvas, centered or at a random place.
 
 # %%
-def pad_images(X, size, rng=None):
-    """Each (C, h, w) image in a zero (C, size, size) canvas: centered, or at a random place."""
-    n, c, h, w = X.shape
-    out = np.zeros((n, c, size, size), dtype=X.dtype)
-    if rng is None:
-        top, left = np.full(n, (size - h) // 2), np.full(n, (size - w) // 2)
-    else:
-        top, left = rng.integers(0, size - h + 1, n), rng.integers(0, size - w + 1, n)
-    for i in range(n):
-        out[i, :, top[i]:top[i] + h, left[i]:left[i] + w] = X[i]
-    return out
+from scratchnn.datasets import pad_images   # each image in a zero canvas: centered, or at a random place
 
 
 def gap_cnn():

@@ -12,14 +12,14 @@ from __future__ import annotations
 
 from .idx import IDXFormatError, read_idx, write_idx
 from .mnist import DatasetNotFoundError, cache_dir, load_fashion_mnist, load_mnist
-from .preprocessing import Standardizer, one_hot, scale, standardize, train_val_split
+from .preprocessing import Standardizer, one_hot, pad_images, scale, standardize, train_val_split
 from .spiral import load_digits, load_spiral, make_spiral
 from ..errors import InvalidArgumentError
 
 __all__ = [
     "load_dataset", "DATASETS", "load_mnist", "load_fashion_mnist", "load_spiral", "make_spiral",
     "load_digits", "read_idx", "write_idx", "IDXFormatError", "DatasetNotFoundError", "cache_dir",
-    "scale", "standardize", "Standardizer", "one_hot", "train_val_split",
+    "scale", "standardize", "Standardizer", "one_hot", "train_val_split", "pad_images",
 ]
 
 DATASETS = ("mnist", "fashion-mnist", "spiral", "digits")

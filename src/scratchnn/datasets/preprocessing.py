@@ -8,7 +8,7 @@ import numpy as np
 from ..backend import default_dtype
 from ..errors import InvalidArgumentError, StateError
 
-__all__ = ["scale", "standardize", "Standardizer", "one_hot", "train_val_split"]
+__all__ = ["scale", "standardize", "Standardizer", "one_hot", "train_val_split", "pad_images"]
 
 
 def scale(X, dtype=None, max_value=255.0):
@@ -192,3 +192,32 @@ def train_val_split(X, y, val_size=0.1, seed=0, stratify=False):
         perm = rng.permutation(n)
         val, train = perm[:n_val], perm[n_val:]
     return (X[train], y[train]), (X[val], y[val])
+
+
+def pad_images(X, size, rng=None):
+    """Put each ``(C, h, w)`` image of ``X`` into a zero ``(C, size, size)`` canvas.
+
+    Args:
+        X: images, shape ``(N, C, h, w)``.
+        size: side of the square canvas, at least ``max(h, w)``.
+        rng: ``None`` centers every image; a ``numpy.random.Generator`` puts each at a random place.
+
+    Returns:
+        an array of shape ``(N, C, size, size)`` and ``X``'s dtype.
+
+    Example:
+        >>> import numpy as np
+        >>> pad_images(np.ones((2, 1, 28, 28), np.float32), 36).shape
+        (2, 1, 36, 36)
+    """
+    n, c, h, w = X.shape
+    if size < max(h, w):
+        raise InvalidArgumentError(f"pad_images: size {size} is smaller than the images ({h}x{w})")
+    out = np.zeros((n, c, size, size), dtype=X.dtype)
+    if rng is None:
+        top, left = np.full(n, (size - h) // 2), np.full(n, (size - w) // 2)
+    else:
+        top, left = rng.integers(0, size - h + 1, n), rng.integers(0, size - w + 1, n)
+    for i in range(n):
+        out[i, :, top[i]:top[i] + h, left[i]:left[i] + w] = X[i]
+    return out

@@ -24,7 +24,7 @@ import math
 import numpy as np
 
 from ._common import _pick, ahead, noise, pct, points
-from ..errors import InvalidArgumentError
+from ..datasets.preprocessing import pad_images
 
 MLP_METHODS = ("from scratch", "frozen layer 1 + new layers", "frozen layers 1-2 + new head", "+ fine-tuned end to end")
 
@@ -44,21 +44,6 @@ def _cnn(n_classes, widths):
     a, b, c = widths
     return Sequential([Conv2D(a, 3, padding=1), ReLU(), MaxPool2D(2), Conv2D(b, 3, padding=1), ReLU(), MaxPool2D(2),
                        Conv2D(c, 3, padding=1), ReLU(), GlobalAvgPool2D(), Dense(n_classes)])
-
-
-def pad_images(X, size, rng=None):
-    """Put each ``(C, h, w)`` image into a zero ``(C, size, size)`` canvas: centered, or at a random place."""
-    n, c, h, w = X.shape
-    if size < max(h, w):
-        raise InvalidArgumentError(f"pad_images: size {size} is smaller than the images ({h}x{w})")
-    out = np.zeros((n, c, size, size), dtype=X.dtype)
-    if rng is None:
-        top, left = np.full(n, (size - h) // 2), np.full(n, (size - w) // 2)
-    else:
-        top, left = rng.integers(0, size - h + 1, n), rng.integers(0, size - w + 1, n)
-    for i in range(n):
-        out[i, :, top[i]:top[i] + h, left[i]:left[i] + w] = X[i]
-    return out
 
 
 def _train(model, X, y, lr, steps, batch, seed):
