@@ -6,6 +6,9 @@ Everything scratchnn does for speed is here, and only here:
 - **kernels** (``kernels.py``): faster passes for some of the library's layers and for the
   softmax cross-entropy, looked up by the layer's exact class; any other layer runs its own
   plain ``forward``/``backward``. ``register_kernel`` is the hook for a layer of your own;
+- **Winograd convolutions** (``winograd.py``): 3x3, stride-1 ``Conv2D`` layers of 16 or more
+  input channels by minimal filtering F(2x2, 3x3), 2.25x fewer multiplications than im2col, with
+  their large temporaries reused from step to step;
 - **the lowest trainable layer computes no input gradient** (nothing below it needs one);
 - **plain SGD inside the product** (``blas.py``): with ``SGD`` without momentum, large weight
   matrices of unregularized layers take their step ``W += -lr x^T dy`` as one BLAS call during
