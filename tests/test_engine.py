@@ -88,9 +88,21 @@ def test_maxout_and_conv_kernels_equal_the_plain_backward(rng):
 def test_batch_norm_kernel_equals_the_plain_backward(rng, norm, shape):
     x, dy = rng.standard_normal(shape), rng.standard_normal(shape)
     dx, plain, twin = _pair(norm, x, dy)
-    np.testing.assert_array_equal(kernels.batchnorm_backward(twin, dy, True, None), dx)
+    np.testing.assert_allclose(kernels.batchnorm_backward(twin, dy, True, None), dx, rtol=1e-12, atol=1e-12)
     for k in plain.grads:
-        np.testing.assert_array_equal(twin.grads[k], plain.grads[k])
+        np.testing.assert_allclose(twin.grads[k], plain.grads[k], rtol=1e-12, atol=1e-12)
+    # the forward kernel too, for C-ordered and channels-last images (sums as matrix-vector products)
+    layouts = [x] if x.ndim == 2 else [x, np.ascontiguousarray(x.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)]
+    for xl in layouts:
+        plain, twin = norm(), norm()
+        y = plain.forward(xl, training=True)
+        np.testing.assert_allclose(kernels.batchnorm_forward(twin, xl, True), y, rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(kernels.batchnorm_backward(twin, dy, True, None), plain.backward(dy), rtol=1e-12,
+                                   atol=1e-12)
+        for k in plain.grads:
+            np.testing.assert_allclose(twin.grads[k], plain.grads[k], rtol=1e-12, atol=1e-12)
+        for k in plain.buffers:
+            np.testing.assert_allclose(twin.buffers[k], plain.buffers[k], rtol=1e-12, atol=1e-12)
 
 
 @pytest.mark.parametrize("n, c", [(1, 3), (32, 10), (500, 10), (64, 40)])

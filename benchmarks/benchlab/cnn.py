@@ -125,3 +125,75 @@ def peak_step_memory(model, X, y, batch: int = BATCH) -> dict:
     c1 = model.layers[0].params["W"].shape[0]
     im2col = len(xb) * 14 * 14 * 9 * c1 * 4  # the largest column buffer: second convolution
     return {"peak_step_mb": peak / 2**20, "largest_im2col_mb": im2col / 2**20, "ratio": peak / im2col}
+
+
+@dataclass(frozen=True)
+class CNNBNWorkload(CNNWorkload):
+    """The ``cnn-bn`` preset's network without its augmentation layer: three Conv(3x3, same, no
+    bias)-BatchNorm-ReLU-MaxPool2 stages (32/64/128), Dense(128, no bias)-BatchNorm-ReLU-Dropout(0.4)-
+    Dense(10); Adam(3e-3), batch 64 (the preset's settings)."""
+
+    key: str = "cnn-bn"
+    title: str = "CNN-BN (cnn-bn preset) conv32-64-128 with batch norm, Adam(3e-3), batch 64"
+    lr: float = 3e-3
+    channels: tuple = (32, 64, 128)
+    dense: int = 128
+
+    kind = "cnn_bn"
+
+    def toy(self) -> "CNNBNWorkload":
+        return self.with_(channels=(2, 2, 2), dense=8)
+
+    def _macs(self) -> tuple[int, int]:
+        c1, c2, c3 = self.channels
+        conv1 = 28 * 28 * c1 * 9
+        convs = conv1 + 14 * 14 * c2 * 9 * c1 + 7 * 7 * c3 * 9 * c2
+        return conv1, convs + 3 * 3 * c3 * self.dense + self.dense * 10
+
+    def memory_budget_bytes(self, n_data_rows: int) -> dict:
+        c1, c2, c3 = self.channels
+        d = self.dense
+        params = 9 * c1 + 9 * c1 * c2 + 9 * c2 * c3 + 9 * c3 * d + 10 * d + 10 + 2 * (c1 + c2 + c3 + d)
+        per_sample = (784 + 3 * 784 * c1 + 196 * c1 + 3 * 196 * c2 + 49 * c2 + 3 * 49 * c3 + 9 * c3 + 4 * d + 10
+                      + 784 * 9 + 196 * 9 * c1 + 49 * 9 * c2)  # outputs of conv, BN, ReLU; im2col columns
+        return common.budget_parts(params, 2 * params, self.batch * per_sample, n_data_rows)
+
+    def build_scratchnn(self, seed: int = 0):
+        import scratchnn as snn
+        from scratchnn.layers import BatchNorm, BatchNorm2D, Conv2D, Dense, Dropout, Flatten, MaxPool2D, ReLU
+
+        snn.set_seed(seed)
+        layers = []
+        for c in self.channels:
+            layers += [Conv2D(c, 3, padding="same", use_bias=False), BatchNorm2D(), ReLU(), MaxPool2D(2)]
+        layers += [Flatten(), Dense(self.dense, init="he_normal", use_bias=False), BatchNorm(), ReLU(),
+                   Dropout(0.4, seed=seed), Dense(10)]
+        m = snn.Sequential(layers)
+        m.compile(snn.optimizers.Adam(self.lr), "softmax_cross_entropy")
+        m.build(self.input_shape)
+        return m
+
+    def build_torch(self, torch, snn_model):
+        """``(nn.Sequential, Adam)`` with the scratchnn model's initial weights (BatchNorm: PyTorch's
+        momentum 0.1 is scratchnn's 0.9)."""
+        nn = torch.nn
+        mods, cin = [], 1
+        for c in self.channels:
+            mods += [nn.Conv2d(cin, c, 3, padding=1, bias=False), nn.BatchNorm2d(c), nn.ReLU(), nn.MaxPool2d(2)]
+            cin = c
+        side = 28 // 2 ** len(self.channels)
+        mods += [nn.Flatten(), nn.Linear(cin * side * side, self.dense, bias=False), nn.BatchNorm1d(self.dense),
+                 nn.ReLU(), nn.Dropout(0.4), nn.Linear(self.dense, 10)]
+        net = nn.Sequential(*mods)
+        with torch.no_grad():
+            weighted = [l for l in snn_model.layers if "W" in l.params]
+            torch_layers = [l for l in net if isinstance(l, (nn.Conv2d, nn.Linear))]
+            for layer, t in zip(weighted, torch_layers):
+                w = layer.params["W"] if isinstance(t, nn.Conv2d) else layer.params["W"].T
+                t.weight.copy_(torch.from_numpy(np.ascontiguousarray(w)))
+                if t.bias is not None:
+                    t.bias.copy_(torch.from_numpy(layer.params["b"]))
+        return net, torch.optim.Adam(net.parameters(), lr=self.lr)
+
+
+CNN_BN = CNNBNWorkload()

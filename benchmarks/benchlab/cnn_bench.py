@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 from . import common, machine
-from .cnn import BATCH, CNN, flops_per_sample, peak_step_memory  # noqa: F401
+from .cnn import BATCH, CNN, CNN_BN, flops_per_sample, peak_step_memory  # noqa: F401
 from .measure import time_rounds
 from .runners import make_runners
 
@@ -16,6 +16,8 @@ def main(argv=None, default_json=None):
     """``benchmarks/bench_cnn.py``: scratchnn vs torch on the CNN alone, seconds per 10,000 samples."""
     ap = argparse.ArgumentParser(description="The CNN benchmark: scratchnn against PyTorch CPU eager on the same "
                                              "network, same data, same weights.")
+    ap.add_argument("--network", choices=("cnn", "cnn-bn"), default="cnn",
+                    help="cnn: the suite's CNN; cnn-bn: the cnn-bn preset's network (batch norm, three stages)")
     ap.add_argument("--threads", default="1,2")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--samples", type=int, default=10_000)
@@ -27,13 +29,15 @@ def main(argv=None, default_json=None):
     X, y = data["X_train"], data["y_train"]
     if common.torch_or_none() is None:
         print("PyTorch is not installed: measuring scratchnn alone (pip install torch for the comparison)")
-    fps = flops_per_sample()
-    results = {"flops_per_sample": fps, "samples": len(X), "batch": BATCH, "rows": []}
+    wl = CNN_BN if args.network == "cnn-bn" else CNN
+    print(wl.title)
+    fps = wl.train_flops_per_sample()
+    results = {"network": wl.key, "flops_per_sample": fps, "samples": len(X), "batch": BATCH, "rows": []}
     for n in (int(t) for t in args.threads.split(",")):
         with common.threads(n):
             peak_run = machine.gemm_peak()
             peak = peak_run["gflops"]
-            runners = make_runners(CNN, ("scratchnn", "torch"), quiet=True)
+            runners = make_runners(wl, ("scratchnn", "torch"), quiet=True)
             times, loads = time_rounds(runners, X, y, args.rounds, peak_run["probe_gflops"])
             mem = peak_step_memory(runners["scratchnn"].model, X, y)
         per10k = {k: min(v) * 10_000 / len(X) for k, v in times.items()}

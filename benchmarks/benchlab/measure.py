@@ -17,11 +17,11 @@ import time
 import numpy as np
 
 from . import common, machine
-from .cnn import CNNWorkload
+from .cnn import CNNBNWorkload, CNNWorkload
 from .mlp import HEADLINE, Workload
 from .runners import CONTENDERS, make_runners
 
-KINDS = {"mlp": Workload, "cnn": CNNWorkload}
+KINDS = {"mlp": Workload, "cnn": CNNWorkload, "cnn_bn": CNNBNWorkload}
 
 
 #: seconds of idle before the host-speed probe and again before every epoch: the previous
