@@ -31,3 +31,20 @@ def test_torch_copy_has_the_same_weights():
     with torch.no_grad():
         ref = net(torch.from_numpy(x)).numpy()
     np.testing.assert_allclose(model.predict_logits(x), ref, rtol=1e-4, atol=1e-5)
+
+
+def test_cnn_bn_network_runs_and_its_torch_copy_agrees(tmp_path, monkeypatch):
+    monkeypatch.setattr(machine, "gemm_peak", functools.partial(machine.gemm_peak, 256, 2))
+    res = cnn_bench.main(["--network", "cnn-bn", "--threads", "1", "--rounds", "1", "--samples", "128",
+                          "--json", str(tmp_path / "r.json")])
+    assert res["network"] == "cnn-bn" and res["rows"][0]["scratchnn"]["s_per_10k"] > 0
+    assert cnn.CNN_BN.train_flops_per_sample() > cnn.CNN.train_flops_per_sample()
+    torch = pytest.importorskip("torch")
+    wl = cnn.CNN_BN.toy()
+    model = wl.build_scratchnn(seed=0)
+    net, _ = wl.build_torch(torch, model)
+    net.eval()  # running statistics at their initial values in both: the same function
+    x = np.random.default_rng(0).random((2, 1, 28, 28), dtype=np.float32)
+    with torch.no_grad():
+        ref = net(torch.from_numpy(x)).numpy()
+    np.testing.assert_allclose(model.predict_logits(x), ref, rtol=1e-4, atol=1e-5)
