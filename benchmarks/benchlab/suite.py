@@ -4,6 +4,8 @@ Sections (``--sections``, comma-separated):
 
 * ``workloads``: the three MLPs (the headline at 1 thread and at ``--threads``);
 * ``cnn``: the CNN issue's network at batch 64 (``--cnn-samples`` per epoch, extrapolated);
+* ``cnn-bn``: the ``cnn-bn`` preset's network (three conv-BN-ReLU-pool stages; no augmentation) at
+  batch 64, likewise;
 * ``inference``: images/s of the headline MLP and of the CNN at batch 1 and batch 1000;
 * ``scaling``: the headline MLP vs batch size and 784-W-W-10 vs width, scratchnn vs torch and the
   NumPy loop;
@@ -25,8 +27,8 @@ from pathlib import Path
 
 from scratchnn.errors import UsageError
 
-SECTIONS = ("workloads", "cnn", "inference", "scaling", "memmap")
-DEFAULT_SECTIONS = "workloads,cnn,inference,scaling"
+SECTIONS = ("workloads", "cnn", "cnn-bn", "inference", "scaling", "memmap")
+DEFAULT_SECTIONS = "workloads,cnn,cnn-bn,inference,scaling"
 CONTENDER_NAMES = ("scratchnn", "torch", "numpy")
 
 
@@ -93,7 +95,7 @@ def add_arguments(ap: argparse.ArgumentParser, default_json: str) -> argparse.Ar
 def run(args) -> dict:
     """Run the sections ``args`` asks for; returns (and writes) the JSON document."""
     from . import common, machine, report
-    from .cnn import CNN
+    from .cnn import CNN, CNN_BN
     from .measure import bench_inference, bench_scaling, bench_workload, measure_in_subprocess, until_quiet
     from .mlp import HEADLINE, WORKLOADS
 
@@ -190,9 +192,10 @@ def run(args) -> dict:
                     print(common.fmt_table(["contender", "in-process s", "isolated s", "isolated/in-process",
                                             "val acc", "peak MB", "busy", "host"], rows))
                 save()
-    if "cnn" in sections:
-        workload(CNN, args.threads, min(args.cnn_samples or (1000 if args.quick else 10_000), len(data["X_train"])))
-        save()
+    for key, wl in (("cnn", CNN), ("cnn-bn", CNN_BN)):
+        if key in sections:
+            workload(wl, args.threads, min(args.cnn_samples or (1000 if args.quick else 10_000), len(data["X_train"])))
+            save()
     if "inference" in sections:
         def counts(default):
             return {b: min(n, args.samples) if args.samples else n for b, n in default.items()}
