@@ -39,12 +39,15 @@ class RandomShift(Layer):
     def reseed(self, seed) -> None:
         self.rng = np.random.default_rng(seed)
 
-    def _indices(self, n, h, w):
+    def _shifted(self, x, starts):
+        """``out[i] = xpad[i, :, a_i:a_i + H, b_i:b_i + W]`` for ``starts = (a, b)``, where ``xpad`` is ``x``
+        zero-padded by ``max_shift`` on every side: each image's window of its padded copy."""
         k = self.max_shift
-        off = self.rng.integers(0, 2 * k + 1, size=(2, n))  # offsets into the zero-padded image
-        rows = off[0][:, None] + np.arange(h)  # (N, H)
-        cols = off[1][:, None] + np.arange(w)  # (N, W)
-        return np.arange(n)[:, None, None], rows[:, :, None], cols[:, None, :]
+        n, c, h, w = x.shape
+        padded = np.zeros((n, c, h + 2 * k, w + 2 * k), dtype=x.dtype)
+        padded[:, :, k:k + h, k:k + w] = x
+        windows = np.lib.stride_tricks.sliding_window_view(padded, (h, w), axis=(2, 3))  # (N, C, 2k+1, 2k+1, H, W)
+        return windows[np.arange(n), :, starts[0], starts[1]]  # (N, C, H, W): one window per image
 
     def forward(self, x, training=False):
         if not training:
@@ -52,20 +55,16 @@ class RandomShift(Layer):
             return x
         _check_images(self, x)
         k = self.max_shift
-        n, c, h, w = x.shape
-        padded = np.zeros((n, h + 2 * k, w + 2 * k, c), dtype=x.dtype)  # channels last for the gather
-        padded[:, k:k + h, k:k + w, :] = x.transpose(0, 2, 3, 1)
-        idx = self._indices(n, h, w)
-        self._cache = (idx, x.shape)
-        return padded[idx].transpose(0, 3, 1, 2)  # (N, H, W, C) -> (N, C, H, W)
+        # window start a in [0, 2k] of the padded image: the image moves by k - a pixels
+        starts = self.rng.integers(0, 2 * k + 1, size=(2, len(x)))
+        self._cache = starts
+        return self._shifted(x, starts)
 
     def backward(self, dy):
-        idx, (n, c, h, w) = self._require_cache()
-        k = self.max_shift
-        # a shift moves each pixel to a distinct place, so scattering back is a plain assignment
-        dpad = np.zeros((n, h + 2 * k, w + 2 * k, c), dtype=dy.dtype)
-        dpad[idx] = dy.transpose(0, 2, 3, 1)
-        return np.ascontiguousarray(dpad[:, k:k + h, k:k + w, :].transpose(0, 3, 1, 2))
+        starts = self._require_cache()
+        # a shift moves each pixel to a distinct place (or out of the image), so the gradient is dy
+        # shifted back the other way: the window starting at 2k - a of dy padded likewise
+        return self._shifted(dy, 2 * self.max_shift - starts)
 
     def get_config(self):
         return {"max_shift": self.max_shift, "seed": self.seed, **super().get_config()}
