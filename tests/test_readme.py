@@ -46,6 +46,8 @@ REDUCE = {
                      "--scaling-threads", "1", "--json", "bench/mlp.json"],
     "bench_cnn.py": ["--threads", "1", "--samples", "64", "--rounds", "1", "--json", "bench/cnn.json"],
     "bench_memmap.py": ["--sizes", "1", "--json", "bench/memmap.json"],
+    "bench_presets.py": ["--threads", "1", "--samples", "64", "--rounds", "1", "--presets", "mlp,cnn",
+                         "--json", "bench/presets.json"],
 }
 
 
