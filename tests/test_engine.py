@@ -422,3 +422,32 @@ def test_a_refused_step_leaves_the_weights_alone_with_plain_sgd(one_thread):
             np.testing.assert_array_equal(v, before[k])
     finally:
         snn.set_default_dtype("float32")
+
+
+@pytest.mark.parametrize("pool", [dict(pool_size=2), dict(pool_size=3, stride=2, padding=1)], ids=["tiled", "overlapping"])
+def test_relu_then_max_pool_runs_swapped_with_the_same_values_and_gradients(pool):
+    """The plan runs ReLU -> MaxPool2D as MaxPool2D -> ReLU; windows of negatives, zeros and exact ties
+    give the same output and input gradient as the layers in their order."""
+    rng = np.random.default_rng(5)
+    x = rng.integers(-2, 3, size=(3, 2, 6, 6)).astype(np.float64)  # many ties, all-negative windows
+    x[0, 0] = -1.0
+    conv = Conv2D(2, 1, in_channels=2, use_bias=False)  # the identity: its output is x
+    conv.params["W"] = np.eye(2).reshape(2, 2, 1, 1)
+    conv.grads["W"] = np.zeros((2, 2, 1, 1))
+    model = snn.Sequential([conv, ReLU(), MaxPool2D(**pool), Flatten()])
+    model.compile(SGD(0.1), "mse")
+    model.build(x.shape[1:])
+    plan = engine.Plan(model)
+    assert plan.forward[1] is not model.layers[1].forward  # swapped
+    out = x
+    for f in plan.forward:
+        out = f(out, training=True)
+    dy = rng.standard_normal(out.shape)
+    d = dy
+    for f in plan.backward[:-1]:  # down to the gradient at the ReLU's input
+        d = f(d)
+    ref = snn.Sequential([ReLU(), MaxPool2D(**pool), Flatten()])
+    ref.build(x.shape[1:])
+    want = ref.forward(x, training=True)
+    np.testing.assert_array_equal(out, want)
+    np.testing.assert_array_equal(d, ref.backward(dy))

@@ -10,6 +10,8 @@ Everything scratchnn does for speed is here, and only here:
   input channels by minimal filtering F(2x2, 3x3), 2.25x fewer multiplications than im2col, with
   their large temporaries reused from step to step;
 - **the lowest trainable layer computes no input gradient** (nothing below it needs one);
+- **ReLU then max-pooling runs as max-pooling then ReLU** (``plan.swap_relu_and_max_pool``): the
+  same values and gradients, with the ReLU on a quarter of the values;
 - **plain SGD inside the product** (``blas.py``): with ``SGD`` without momentum, large weight
   matrices of unregularized layers take their step ``W += -lr x^T dy`` as one BLAS call during
   backward, instead of a gradient array and two more passes;

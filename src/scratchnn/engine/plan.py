@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from functools import partial
 
+from ..layers import MaxPool2D, ReLU
 from ..losses import correct_count
 from ..optimizers import SGD
 from . import blas, kernels
@@ -34,6 +35,36 @@ def backward_fn(layer, need_dx=True, step=None, sync=None):
         layer.backward(dy)
 
     return params_only
+
+
+def _identity(a, training=None):
+    return a
+
+
+def _pool_then_relu(pool_forward, relu_forward, x, training=False):
+    return relu_forward(pool_forward(x, training=training), training=training)
+
+
+def _relu_grad_then_pool(relu_backward, pool_backward, dy):
+    return pool_backward(relu_backward(dy))
+
+
+def swap_relu_and_max_pool(layers, forward, backward, stop):
+    """``ReLU`` then ``MaxPool2D`` run as ``MaxPool2D`` then ``ReLU``: the same values (the maximum of
+    a window commutes with the monotone ReLU) for a quarter of the ReLU's work with 2x2 windows.
+    The gradients are the same too: where a window's maximum is positive both orders send the
+    gradient to its first maximum; elsewhere the ReLU's mask makes it zero in both. The ReLU layer
+    keeps the pooled activations as its cache. ``forward`` and ``backward`` (``backward[k]`` is layer
+    ``len(layers) - 1 - k``, down to ``stop``) are changed in place."""
+    last = len(layers) - 1
+    for i in range(last):
+        if type(layers[i]) is not ReLU or type(layers[i + 1]) is not MaxPool2D:
+            continue
+        forward[i], forward[i + 1] = _identity, partial(_pool_then_relu, forward[i + 1], forward[i])
+        if i >= stop:
+            relu_b, pool_b = last - i, last - i - 1
+            backward[pool_b], backward[relu_b] = partial(_relu_grad_then_pool, backward[relu_b], backward[pool_b]), \
+                _identity
 
 
 class Plan:
@@ -68,6 +99,7 @@ class Plan:
                                      step=step if id(layers[i]) in direct_layers else None,
                                      sync=sync[i] if sync else None)
                          for i in range(len(layers) - 1, stop - 1, -1)]
+        swap_relu_and_max_pool(layers, self.forward, self.backward, stop)
         loss_kernel = kernels.LOSSES.get(type(model.loss))
         self.loss = model.loss if loss_kernel is None else partial(loss_kernel, model.loss)
         trainable = [l for l in layers if l.trainable and l.params]
