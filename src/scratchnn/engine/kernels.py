@@ -245,7 +245,8 @@ def batchnorm_forward(layer, x, training, sync=None):
     c = len(layer.params["gamma"])
     axes = (0,) + tuple(range(2, x.ndim))
     bshape = (1, c) + (1,) * (x.ndim - 2)
-    m = _allsum(sync, x.size // c)  # values per channel in all threads' shares
+    # values per channel in the whole batch: this share's per sample times all the threads' samples
+    m = x.size // c if sync is None else x.size // (c * len(x)) * sync[0].samples
     if X is None:  # a layout without a matrix view, on a split batch
         xp = get_array_module(x)
         mean = _allsum(sync, x.sum(axis=axes)) / m

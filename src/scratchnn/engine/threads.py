@@ -166,6 +166,7 @@ class SyncGroup:
     def __init__(self, n: int):
         self.parts = [None] * n
         self.barrier = threading.Barrier(n)
+        self.samples = 0  # samples of the whole batch (set before each split step)
 
     def allsum(self, index: int, a):
         """Sum of the ``a`` every thread passes; each thread calls it with its own ``index``."""
@@ -227,6 +228,9 @@ class Replicas:
     def forward_backward(self, xb, yb, classify):
         """The batch's loss and correct count; its gradients end up in the threads' layers."""
         n = len(xb)
+        for group in self.groups:
+            if group is not None:
+                group.samples = n
 
         def task(plan, a, b):
             try:
