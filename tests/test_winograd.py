@@ -129,7 +129,32 @@ def test_threads_have_their_own_buffers():
     for g, w in zip(got, want):
         np.testing.assert_allclose(g, w, rtol=1e-12, atol=1e-12)
     winograd.release_buffers()
-    assert not winograd._ARENA
+    assert not vars(winograd._ARENA)
+
+
+def test_buffers_of_ended_threads_are_freed_and_fit_releases_its_own():
+    import gc
+    import weakref
+
+    layer = _layer(6, "same", C, np.float32)
+    seen = []
+
+    def run():
+        kernels.conv_forward(layer, np.ones((2, C, 8, 8), np.float32), False)
+        seen.append(weakref.ref(winograd._ARENA.bufs[("products", np.dtype(np.float32))]))
+
+    t = threading.Thread(target=run)
+    t.start()
+    t.join()
+    gc.collect()
+    assert seen and seen[0]() is None  # the thread's buffers went with it
+    rng = np.random.default_rng(0)
+    model = _cnn()
+    model.compile(Adam(1e-3), "softmax_cross_entropy")
+    model.fit(rng.standard_normal((16, 1, 8, 8)).astype(np.float32), rng.integers(0, 3, 16), epochs=1, batch_size=8,
+              verbose=0)
+    assert winograd.applies(model.layers[2], np.zeros((1, C, 8, 8), np.float32))
+    assert model.layers[2] not in winograd._KEPT
 
 
 def _cnn():

@@ -34,7 +34,7 @@ from functools import partial
 import numpy as np
 
 from ..errors import TrainingDivergedError
-from . import kernels, threads
+from . import kernels, threads, winograd
 from .kernels import register_kernel
 from .plan import Plan, forward_fn, run_plan
 
@@ -60,6 +60,7 @@ class FastEngine:
 
     def __exit__(self, *exc):
         self.plan = None
+        winograd.release_buffers(self.model.layers)  # fit is over: its reused buffers go
         return self._limit.__exit__(*exc)
 
     def begin_epoch(self):

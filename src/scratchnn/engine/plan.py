@@ -52,8 +52,9 @@ def _relu_grad_then_pool(relu_backward, pool_backward, dy):
 def swap_relu_and_max_pool(layers, forward, backward, stop):
     """``ReLU`` then ``MaxPool2D`` run as ``MaxPool2D`` then ``ReLU``: the same values (the maximum of
     a window commutes with the monotone ReLU) for a quarter of the ReLU's work with 2x2 windows.
-    The gradients are the same too: where a window's maximum is positive both orders send the
-    gradient to its first maximum; elsewhere the ReLU's mask makes it zero in both. The ReLU layer
+    The gradients are the same too for finite inputs: where a window's maximum is positive both
+    orders send the gradient to its first maximum; elsewhere the ReLU's mask makes it zero in both
+    (a NaN in a window makes the loss NaN, and the engine refuses that step). The ReLU layer
     keeps the pooled activations as its cache. ``forward`` and ``backward`` (``backward[k]`` is layer
     ``len(layers) - 1 - k``, down to ``stop``) are changed in place."""
     last = len(layers) - 1

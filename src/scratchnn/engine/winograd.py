@@ -60,34 +60,43 @@ def applies(layer, x) -> bool:
 # arrays, 5.5 ms with reused ones). Buffers are per thread (inference and split batches run layers
 # in several threads) and shared by all the layers of a thread, which run one after the other;
 # the input transforms, kept from forward to backward, are the layer's own.
-_ARENA: dict = {}  # (thread, name, dtype) -> 1-D buffer, grown to the largest request
-_KEPT: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()  # layer -> {thread: buffer}
+_ARENA = threading.local()  # per thread: {(name, dtype): 1-D buffer grown to the largest request}
+_KEPT: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()  # layer -> buffer
 
 
 def _scratch(name, shape, dtype):
-    """A buffer of ``shape`` for temporary use, reused by every later call with the same name."""
-    key = (threading.get_ident(), name, np.dtype(dtype))
+    """A buffer of ``shape`` for temporary use, reused by every later call with the same name in this
+    thread (and freed with the thread)."""
+    bufs = getattr(_ARENA, "bufs", None)
+    if bufs is None:
+        bufs = _ARENA.bufs = {}
+    key = (name, np.dtype(dtype))
     size = int(np.prod(shape))
-    buf = _ARENA.get(key)
+    buf = bufs.get(key)
     if buf is None or buf.size < size:
-        buf = _ARENA[key] = np.empty(size, dtype)
+        buf = bufs[key] = np.empty(size, dtype)
     return buf[:size].reshape(shape)
 
 
 def _kept(layer, shape, dtype):
-    """The layer's own buffer for the input transforms of a training forward (kept for backward)."""
-    bufs = _KEPT.setdefault(layer, {})
-    key = threading.get_ident()
-    buf = bufs.get(key)
+    """The layer's own buffer for the input transforms of a training forward, kept for its backward.
+    Like ``layer._cache``, it holds the latest training forward's (a layer trains in one thread at a
+    time: split batches run copies of it)."""
+    buf = _KEPT.get(layer)
     if buf is None or buf.shape != shape or buf.dtype != dtype:
-        buf = bufs[key] = np.empty(shape, dtype)
+        buf = _KEPT[layer] = np.empty(shape, dtype)
     return buf
 
 
-def release_buffers() -> None:
-    """Frees the reused buffers (they are otherwise kept for the next step)."""
-    _ARENA.clear()
-    _KEPT.clear()
+def release_buffers(layers=()) -> None:
+    """Frees this thread's reused buffers and the kept buffers of ``layers`` (all layers' when
+    empty). Other threads' buffers are freed when those threads end."""
+    _ARENA.__dict__.clear()
+    if layers:
+        for layer in layers:
+            _KEPT.pop(layer, None)
+    else:
+        _KEPT.clear()
 
 
 def _sandwich(L, core, R_T):
