@@ -10,7 +10,7 @@ import pytest
 
 import scratchnn as snn
 from scratchnn import engine
-from scratchnn.engine import kernels, winograd
+from scratchnn.engine import buffers, kernels, winograd
 from scratchnn.layers import Conv2D, Dense, Flatten, MaxPool2D, ReLU
 from scratchnn.optimizers import Adam
 
@@ -128,8 +128,8 @@ def test_threads_have_their_own_buffers():
         t.join()
     for g, w in zip(got, want):
         np.testing.assert_allclose(g, w, rtol=1e-12, atol=1e-12)
-    winograd.release_buffers()
-    assert not vars(winograd._ARENA)
+    buffers.release()
+    assert not vars(buffers._ARENA)
 
 
 def test_buffers_of_ended_threads_are_freed_and_fit_releases_its_own():
@@ -141,7 +141,7 @@ def test_buffers_of_ended_threads_are_freed_and_fit_releases_its_own():
 
     def run():
         kernels.conv_forward(layer, np.ones((2, C, 8, 8), np.float32), False)
-        seen.append(weakref.ref(winograd._ARENA.bufs[("products", np.dtype(np.float32))]))
+        seen.append(weakref.ref(buffers._ARENA.bufs[("products", np.dtype(np.float32))]))
 
     t = threading.Thread(target=run)
     t.start()
@@ -154,7 +154,7 @@ def test_buffers_of_ended_threads_are_freed_and_fit_releases_its_own():
     model.fit(rng.standard_normal((16, 1, 8, 8)).astype(np.float32), rng.integers(0, 3, 16), epochs=1, batch_size=8,
               verbose=0)
     assert winograd.applies(model.layers[2], np.zeros((1, C, 8, 8), np.float32))
-    assert model.layers[2] not in winograd._KEPT
+    assert model.layers[2] not in buffers._KEPT
 
 
 def _cnn():

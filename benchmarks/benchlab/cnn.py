@@ -110,14 +110,14 @@ def peak_step_memory(model, X, y, batch: int = BATCH) -> dict:
     """Peak traced NumPy memory of one of ``fit``'s training steps (tracemalloc sees NumPy buffers),
     the buffers the engine reuses from step to step included: they are released before the traced
     step, which makes them again. One-time state (the optimizer's moments) is made before."""
-    from scratchnn.engine import FastEngine, winograd
+    from scratchnn.engine import FastEngine, buffers
 
     X = common.as_images(X)
     xb, yb = X[:batch], y[:batch]
     with FastEngine(model, len(xb), xb.shape[1:], yb.shape[1:], yb.dtype) as eng:
         eng.begin_epoch()
         eng.step(xb, yb)
-        winograd.release_buffers()
+        buffers.release()
         tracemalloc.start()
         eng.step(xb, yb)
         peak = tracemalloc.get_traced_memory()[1]

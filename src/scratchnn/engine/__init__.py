@@ -15,7 +15,9 @@ Everything scratchnn does for speed is here, and only here:
 - **plain SGD inside the product** (``blas.py``): with ``SGD`` without momentum, large weight
   matrices of unregularized layers take their step ``W += -lr x^T dy`` as one BLAS call during
   backward, instead of a gradient array and two more passes;
-- **reused batch buffers**: each mini-batch is gathered into the same arrays;
+- **reused batch buffers**: each mini-batch is gathered into the same arrays, and the large
+  temporaries of the Winograd and batch-normalization kernels come from buffers kept between steps
+  (``buffers.py``; page faults of fresh multi-MB arrays cost as much as the work done in them);
 - **threads** (``threads.py``): for convolutional networks each mini-batch is split across the
   cores, one BLAS thread per share, with batch normalization synchronized across them.
 
@@ -34,7 +36,7 @@ from functools import partial
 import numpy as np
 
 from ..errors import TrainingDivergedError
-from . import kernels, threads, winograd
+from . import buffers, kernels, threads
 from .kernels import register_kernel
 from .plan import Plan, forward_fn, run_plan
 
@@ -60,7 +62,7 @@ class FastEngine:
 
     def __exit__(self, *exc):
         self.plan = None
-        winograd.release_buffers(self.model.layers)  # fit is over: its reused buffers go
+        buffers.release(self.model.layers)  # fit is over: its reused buffers go
         return self._limit.__exit__(*exc)
 
     def begin_epoch(self):

@@ -32,10 +32,9 @@ too thin for the transforms to pay (the first convolution of an image network ta
 """
 from __future__ import annotations
 
-import threading
-import weakref
-
 import numpy as np
+
+from . import buffers
 
 #: fewest input channels for which the Winograd path is used (measured: see benchmarks/README.md)
 MIN_CHANNELS = 16
@@ -53,50 +52,8 @@ def applies(layer, x) -> bool:
             and x.dtype.kind == "f" and x.dtype == layer.params["W"].dtype and x.shape[1] >= MIN_CHANNELS)
 
 
-# -- reused buffers ------------------------------------------------------------------------------------
-# A step's large temporaries are taken from buffers kept between steps: a fresh array of several MB
-# is fresh pages from the kernel, and their page faults were measured to cost as much as the
-# transforms themselves (a 3x3, 32 -> 64 channel convolution at batch 64: 9.2 ms forward with new
-# arrays, 5.5 ms with reused ones). Buffers are per thread (inference and split batches run layers
-# in several threads) and shared by all the layers of a thread, which run one after the other;
-# the input transforms, kept from forward to backward, are the layer's own.
-_ARENA = threading.local()  # per thread: {(name, dtype): 1-D buffer grown to the largest request}
-_KEPT: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()  # layer -> buffer
-
-
-def _scratch(name, shape, dtype):
-    """A buffer of ``shape`` for temporary use, reused by every later call with the same name in this
-    thread (and freed with the thread)."""
-    bufs = getattr(_ARENA, "bufs", None)
-    if bufs is None:
-        bufs = _ARENA.bufs = {}
-    key = (name, np.dtype(dtype))
-    size = int(np.prod(shape))
-    buf = bufs.get(key)
-    if buf is None or buf.size < size:
-        buf = bufs[key] = np.empty(size, dtype)
-    return buf[:size].reshape(shape)
-
-
-def _kept(layer, shape, dtype):
-    """The layer's own buffer for the input transforms of a training forward, kept for its backward.
-    Like ``layer._cache``, it holds the latest training forward's (a layer trains in one thread at a
-    time: split batches run copies of it)."""
-    buf = _KEPT.get(layer)
-    if buf is None or buf.shape != shape or buf.dtype != dtype:
-        buf = _KEPT[layer] = np.empty(shape, dtype)
-    return buf
-
-
-def release_buffers(layers=()) -> None:
-    """Frees this thread's reused buffers and the kept buffers of ``layers`` (all layers' when
-    empty). Other threads' buffers are freed when those threads end."""
-    _ARENA.__dict__.clear()
-    if layers:
-        for layer in layers:
-            _KEPT.pop(layer, None)
-    else:
-        _KEPT.clear()
+# large temporaries are reused from step to step (see ``buffers``)
+_scratch = buffers.scratch
 
 
 def _sandwich(L, core, R_T):
@@ -332,7 +289,8 @@ def forward(layer, x, training):
     S = _split("x", n, th, tw, c, x.dtype)  # the zero-padded input, extended to whole tiles
     _scatter(x.transpose(0, 2, 3, 1), S, pt, pl)
     vshape = (16, n * th * tw, c)
-    V = input_transform(S, n, th, tw, _kept(layer, vshape, x.dtype) if training else _scratch("V", vshape, x.dtype))
+    V = input_transform(S, n, th, tw, buffers.kept(layer, "V", vshape, x.dtype) if training
+                        else _scratch("V", vshape, x.dtype))
     U = filter_transform(layer.params["W"])
     y = products_and_output(V, U, n, th, tw, layer.params["b"] if layer.use_bias else None,
                             np.empty((n, 2 * th, 2 * tw, layer.filters), x.dtype))
