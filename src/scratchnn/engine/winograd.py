@@ -36,7 +36,8 @@ import numpy as np
 
 from . import buffers
 
-#: fewest input channels for which the Winograd path is used (measured: see benchmarks/README.md)
+#: fewest input channels for which the Winograd path is used. Measured at batch 64, 14x14, 64 filters,
+#: one thread, forward + backward: 8 channels 6.4 ms (im2col 6.1), 16 channels 8.9 ms (im2col 11.2)
 MIN_CHANNELS = 16
 
 # G (4x3): the filter transform U = G g G^T. The output-gradient transform below skips two sign
