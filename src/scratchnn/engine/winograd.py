@@ -115,29 +115,34 @@ def _gather(S, out, top, left):
     return out
 
 
+# B^T's rows as operations on a tile's four rows d0..d3: (d0 - d2, d1 + d2, d2 - d1, d1 - d3)
+_BT = ((np.subtract, 0, 2), (np.add, 1, 2), (np.subtract, 2, 1), (np.subtract, 1, 3))
+
+
+def _tile_rows(even, odd, t):
+    """The four rows ``(even[i], odd[i], even[i+1], odd[i+1])`` of every tile ``i`` along axis 1 of a
+    split plane, as four views."""
+    return even[:, :t], odd[:, :t], even[:, 1:], odd[:, 1:]
+
+
 def _bt(even, odd, t, out):
-    """``B^T`` along the tile axis (axis 1) of a split plane: ``out[0..3]`` of tile ``i`` from its four
-    rows ``d = (even[i], odd[i], even[i+1], odd[i+1])``: ``(d0 - d2, d1 + d2, d2 - d1, d1 - d3)``."""
-    d0, d1, d2, d3 = even[:, :t], odd[:, :t], even[:, 1:], odd[:, 1:]
-    np.subtract(d0, d2, out=out[0])
-    np.add(d1, d2, out=out[1])
-    np.subtract(d2, d1, out=out[2])
-    np.subtract(d1, d3, out=out[3])
+    """``B^T`` along the tile axis (axis 1) of a split plane: ``out[0..3]`` of every tile."""
+    d = _tile_rows(even, odd, t)
+    for o, (op, a, b) in zip(out, _BT):
+        op(d[a], d[b], out=o)
 
 
 def input_transform(S, n, th, tw, V):
     """``V = B^T d B`` of every 4x4 tile of the split plane ``S`` (tiles overlap by two pixels):
     ``V`` ``(16, N * th * tw, C)``, index ``4 * row + column``."""
     c = S.shape[-1]
-    even, odd = S[:, 0].reshape(n, th + 1, -1), S[:, 1].reshape(n, th + 1, -1)
-    d0, d1, d2, d3 = even[:, :th], odd[:, :th], even[:, 1:], odd[:, 1:]
+    d = _tile_rows(S[:, 0].reshape(n, th + 1, -1), S[:, 1].reshape(n, th + 1, -1), th)
     row = _scratch("row", (n * th, 2, tw + 1, c), S.dtype)
     rows = row.reshape(n, th, -1)
     V = V.reshape(4, 4, n * th, tw, c)
-    # B^T on rows, one combination at a time, each followed by B on its columns
-    for i, (op, a, b) in enumerate(((np.subtract, d0, d2), (np.add, d1, d2), (np.subtract, d2, d1),
-                                    (np.subtract, d1, d3))):
-        op(a, b, out=rows)
+    # B^T on rows, one combination at a time (to keep one row buffer), each followed by B^T on its columns
+    for i, (op, a, b) in enumerate(_BT):
+        op(d[a], d[b], out=rows)
         _bt(row[:, 0], row[:, 1], tw, V[i])
     return V.reshape(16, n * th * tw, c)
 
