@@ -48,3 +48,15 @@ def test_cnn_bn_network_runs_and_its_torch_copy_agrees(tmp_path, monkeypatch):
     with torch.no_grad():
         ref = net(torch.from_numpy(x)).numpy()
     np.testing.assert_allclose(model.predict_logits(x), ref, rtol=1e-4, atol=1e-5)
+
+
+def test_cnn_bn_workload_is_the_cnn_bn_preset_without_its_augmentation():
+    """The workload builds its layers itself (its toy version shrinks them); it must not drift from the preset."""
+    from scratchnn.layers import RandomShift
+    from scratchnn.presets import cnn_bn
+
+    def configs(layers):
+        return [(type(l).__name__, {k: v for k, v in l.get_config().items() if k not in ("name", "seed", "in_channels", "in_features")})
+                for l in layers if not isinstance(l, RandomShift)]
+
+    assert configs(cnn.CNN_BN.build_scratchnn().layers) == configs(cnn_bn((1, 28, 28), 10))
