@@ -39,3 +39,12 @@ def test_the_torch_side_is_the_same_network_and_shift():
     padded = np.pad(x, ((0, 0), (0, 0), (2, 2), (2, 2)))
     for i in range(3):  # every image is its zero-filled copy shifted by some (dy, dx) in [-2, 2]^2
         assert any(np.array_equal(out[i], padded[i, :, a:a + 28, b:b + 28]) for a in range(5) for b in range(5))
+
+
+@pytest.mark.parametrize("args, flag", [(["--threads", "two"], "--threads"), (["--samples", "-5"], "--samples"),
+                                        (["--rounds", "0"], "--rounds")])
+def test_bad_numbers_are_one_line_errors(args, flag, capsys):
+    with pytest.raises(SystemExit) as e:
+        presets.main(args)
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and f"argument {flag}: expected" in err and "Traceback" not in err

@@ -18,9 +18,9 @@ def main(argv=None, default_json=None):
                                              "network, same data, same weights.")
     ap.add_argument("--network", choices=("cnn", "cnn-bn"), default="cnn",
                     help="cnn: the suite's CNN; cnn-bn: the cnn-bn preset's network (batch norm, three stages)")
-    ap.add_argument("--threads", default="1,2")
-    ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--samples", type=int, default=10_000)
+    ap.add_argument("--threads", type=common.whole_numbers, default="1,2")
+    ap.add_argument("--rounds", type=common.whole_number, default=3)
+    ap.add_argument("--samples", type=common.whole_number, default=10_000)
     ap.add_argument("--data-dir", help="folder holding the MNIST files")
     ap.add_argument("--json", default=default_json or "bench_cnn.json")
     args = ap.parse_args(argv)
@@ -33,7 +33,7 @@ def main(argv=None, default_json=None):
     print(wl.title)
     fps = wl.train_flops_per_sample()
     results = {"network": wl.key, "flops_per_sample": fps, "samples": len(X), "batch": BATCH, "rows": []}
-    for n in (int(t) for t in args.threads.split(",")):
+    for n in args.threads:
         with common.threads(n):
             peak_run = machine.gemm_peak()
             peak = peak_run["gflops"]

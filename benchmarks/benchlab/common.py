@@ -224,3 +224,22 @@ def fmt_table(headers, rows) -> str:
     widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
     line = lambda r: "  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths)))  # noqa: E731
     return "\n".join([line(cells[0]), "  ".join("-" * w for w in widths)] + [line(r) for r in cells[1:]])
+
+
+def whole_number(text: str) -> int:
+    """argparse type: a whole number >= 1 (else argparse's one-line error, exit status 2)."""
+    import argparse
+
+    if not text.strip().isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, received {text!r}")
+    return int(text)
+
+
+def whole_numbers(text: str) -> list:
+    """argparse type: comma-separated whole numbers >= 1, such as ``1,2``."""
+    import argparse
+
+    parts = [p.strip() for p in text.split(",")]
+    if not parts or not all(p.isdigit() and int(p) >= 1 for p in parts):
+        raise argparse.ArgumentTypeError(f"expected comma-separated whole numbers >= 1, such as 1,2; received {text!r}")
+    return [int(p) for p in parts]

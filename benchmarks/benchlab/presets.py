@@ -121,9 +121,10 @@ def main(argv=None, default_json=None):
     ap = argparse.ArgumentParser(description="Training throughput of the presets' full recipes (augmentation "
                                              "included), scratchnn against PyTorch CPU eager.")
     ap.add_argument("--presets", default=",".join(PRESETS), help=f"comma-separated (default {','.join(PRESETS)})")
-    ap.add_argument("--threads", default="2", help="comma-separated thread counts (default 2: what users get)")
-    ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--samples", type=int, default=10_000, help="training images per timed epoch")
+    ap.add_argument("--threads", type=common.whole_numbers, default="2",
+                    help="comma-separated thread counts (default 2: what users get)")
+    ap.add_argument("--rounds", type=common.whole_number, default=3)
+    ap.add_argument("--samples", type=common.whole_number, default=10_000, help="training images per timed epoch")
     ap.add_argument("--data-dir", help="folder holding the MNIST files")
     ap.add_argument("--random-data", action="store_true", help="random images (speed only)")
     ap.add_argument("--json", default=default_json or "bench_presets.json")
@@ -141,7 +142,7 @@ def main(argv=None, default_json=None):
     if torch is None:
         print("PyTorch is not installed: measuring scratchnn alone (pip install torch for the comparison)")
     results = {"samples": len(X), "rows": []}
-    for t in (int(v) for v in args.threads.split(",")):
+    for t in args.threads:
         for preset in presets:
             with common.threads(t):
                 probe = machine.gemm_probe()

@@ -27,6 +27,8 @@ from pathlib import Path
 
 from scratchnn.errors import UsageError
 
+from .common import whole_numbers
+
 SECTIONS = ("workloads", "cnn", "cnn-bn", "inference", "scaling", "memmap")
 DEFAULT_SECTIONS = "workloads,cnn,cnn-bn,inference,scaling"
 CONTENDER_NAMES = ("scratchnn", "torch", "numpy")
@@ -49,9 +51,10 @@ def parse_lists(args) -> tuple[list, tuple]:
         if value is not None and value < 1:
             raise UsageError(f"{flag} {value}: must be >= 1")
     for flag, text in (("--memmap-sizes", args.memmap_sizes), ("--scaling-threads", args.scaling_threads)):
-        parts = (text or "1").split(",")
-        if not all(p.strip().isdigit() and int(p) >= 1 for p in parts):
-            raise UsageError(f"{flag} {text!r}: expected comma-separated whole numbers >= 1")
+        try:
+            whole_numbers(text or "1")
+        except argparse.ArgumentTypeError as e:
+            raise UsageError(f"{flag}: {e}") from None
     return sections, contenders
 
 
