@@ -451,3 +451,104 @@ def test_relu_then_max_pool_runs_swapped_with_the_same_values_and_gradients(pool
     want = ref.forward(x, training=True)
     np.testing.assert_array_equal(out, want)
     np.testing.assert_array_equal(d, ref.backward(dy))
+
+
+# -- the epoch's loss and accuracy, summed once per epoch (engine/record.py) --------------------------
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_softmax_cross_entropy_kernel_records_each_samples_terms(rng, dtype):
+    z = (rng.standard_normal((7, 4)) * 3).astype(dtype)
+    y = rng.integers(0, 4, 7)
+    loss = SoftmaxCrossEntropy()
+    value, grad = kernels.softmax_cross_entropy(loss, z.copy(), y)
+    s, zy = np.empty(7, dtype), np.empty(7, dtype)
+    probe, grad2 = kernels.softmax_cross_entropy(loss, z.copy(), y, rows=(s, zy))
+    np.testing.assert_array_equal(grad2, grad)
+    per_sample = [loss(z[i:i + 1].copy(), y[i:i + 1])[0] for i in range(7)]
+    tol = dict(rtol=1e-5, atol=1e-6) if dtype == np.float32 else F64
+    np.testing.assert_allclose(np.log(s) - zy, per_sample, **tol)
+    np.testing.assert_allclose(np.mean(np.log(s) - zy), value, **tol)
+    assert np.isfinite(probe)
+
+
+@pytest.mark.parametrize("bad, finite", [((0, 1), False),  # NaN anywhere in the row
+                                         ((np.inf, 1), False), ((np.inf, 0), False),  # +inf at or off the target
+                                         ((-np.inf, 0), False),  # -inf at the target: the loss is +inf
+                                         ((-np.inf, 1), True)])  # -inf elsewhere: probability 0, a finite loss
+def test_the_records_probe_is_finite_exactly_when_the_loss_is(bad, finite):
+    value, col = bad
+    z = np.zeros((3, 3))
+    z[1, 1 + col] = np.nan if value == 0 else value
+    y = np.array([2, 1, 0])
+    s, zy = np.empty(3), np.empty(3)
+    with np.errstate(invalid="ignore"):
+        probe, _ = kernels.softmax_cross_entropy(SoftmaxCrossEntropy(), z, y, rows=(s, zy))
+        plain = SoftmaxCrossEntropy()(z.copy(), y)[0]
+    assert np.isfinite(probe) == finite == np.isfinite(plain)
+
+
+class BatchLog(snn.callbacks.Callback):
+    def __init__(self):
+        self.rows = []
+
+    def on_batch_end(self, batch, loss, hits, size):
+        self.rows.append((batch, loss, hits, size))
+
+
+def fit_logged(make, X, y, path, log, **compile_kw):
+    import copy
+
+    snn.set_default_dtype("float64")
+    try:
+        snn.set_seed(0)
+        m = make()
+        m.compile(**copy.deepcopy(compile_kw))
+        m.fit(X, y, epochs=2, batch_size=8, verbose=0, seed=3, engine=path, callbacks=[log] if log else None)
+        return m
+    finally:
+        snn.set_default_dtype("float32")
+
+
+@pytest.mark.parametrize("case", ["mlp", "split cnn"])
+def test_recorded_epoch_and_batch_metrics_equal_the_reference_steps(case, request):
+    """The default engine sums loss and accuracy once per epoch (or per batch when a callback reads
+    them): the same figures as the reference path's per-step values, penalty and a short last batch
+    (100 = 12 x 8 + 4 samples) included."""
+    if case == "mlp":
+        request.getfixturevalue("one_thread")
+        X, y = _data((6,), n=100)
+        make = lambda: snn.Sequential([Dense(16, regularizer=L2(1e-2)), ReLU(), Dense(3)])  # noqa: E731
+    else:
+        request.getfixturevalue("split")
+        X, y = _data((1, 8, 8), n=100)
+        make = cnn
+    kw = dict(optimizer=Adam(1e-2), loss="softmax_cross_entropy")
+    ref_log, fast_log = BatchLog(), BatchLog()
+    ref = fit_logged(make, X, y, "reference", ref_log, **kw)
+    fast = fit_logged(make, X, y, "fast", fast_log, **kw)
+    quiet = fit_logged(make, X, y, "fast", None, **kw)  # no batch callback: only the epoch's sums
+    assert engine.recordable(fast, (), y.dtype)
+    assert [r[0::2] for r in fast_log.rows] == [r[0::2] for r in ref_log.rows]  # batch, hits, size
+    np.testing.assert_allclose([r[1] for r in fast_log.rows], [r[1] for r in ref_log.rows], **F64)
+    for m in (fast, quiet):
+        np.testing.assert_allclose(m.history["loss"], ref.history["loss"], **F64)
+        assert m.history["accuracy"] == ref.history["accuracy"]
+    assert_same_weights(quiet, ref, F64)
+
+
+def test_one_hot_targets_and_other_losses_are_summed_step_by_step(one_thread):
+    X, y = _data((6,), n=40)
+    onehot = np.eye(3)[y]
+    for target, loss in ((onehot, "softmax_cross_entropy"), (onehot, "mse")):
+        fast, ref = train_both(lambda: snn.Sequential([Dense(8), ReLU(), Dense(3)]), X, target, "float64",
+                               optimizer=SGD(0.1), loss=loss)
+        assert not engine.recordable(fast, target.shape[1:], target.dtype)
+        np.testing.assert_allclose(fast.history["loss"], ref.history["loss"], **F64)
+        assert fast.history["accuracy"] == ref.history["accuracy"]
+
+
+def test_a_progress_bar_without_the_bar_does_not_ask_for_batch_metrics():
+    from scratchnn.callbacks import CallbackList, History
+
+    assert not CallbackList(None, History(), verbose=2).batch_hooks
+    assert len(CallbackList(None, History(), verbose=1).batch_hooks) == 1
+    assert len(CallbackList([BatchLog()], History(), verbose=0).batch_hooks) == 1

@@ -7,10 +7,11 @@ Run::
 Three views, all printed and written to ``--out`` + ``.txt`` / ``.json`` (the script's default:
 ``benchmarks/results/profile_fit``):
 
-1. Phases per step, from timers wrapped around each layer's ``forward``/``backward``, the
-   loss, ``penalty``, ``optimizer.step`` and ``train_step`` (the wrapper's own cost, measured
-   on a no-op, is subtracted). "fit loop" is what ``fit`` does between steps (batch gather,
-   callbacks); "train_step bookkeeping" is ``train_step`` minus the phases it calls.
+1. Phases per step, from timers wrapped around the functions ``fit``'s engine runs: each layer's
+   forward and backward (its kernel or its own method), the loss, ``penalty`` and the whole step
+   (the wrapper's own cost, measured on a no-op, is subtracted). "fit loop" is what ``fit`` does
+   between steps (batch gather, callbacks, the epoch's metrics); "step bookkeeping" is the step
+   minus the phases it calls (with plain SGD it includes the update of the small parameters).
 2. The same step in the minimal NumPy loop, split the same way, so each phase's overhead is
    visible (framework time minus floor time).
 3. A sampling profile (pyinstrument if installed, else cProfile's top functions).
@@ -18,6 +19,7 @@ Three views, all printed and written to ``--out`` + ``.txt`` / ``.json`` (the sc
 from __future__ import annotations
 
 import argparse
+import contextlib
 import cProfile
 import io
 import json
@@ -69,18 +71,31 @@ def wrapper_overhead() -> float:
     return max(0.0, ((t1 - t0) - (t2 - t1)) / n)
 
 
+@contextlib.contextmanager
 def instrument(model, pt: PhaseTimer):
-    """Wrap the model's layers, loss, penalty, optimizer and train_step with timers (instance level)."""
-    for layer in model.layers:
-        kind = type(layer).__name__
-        layer.forward = pt.wrap(layer.forward, f"forward {kind}")
-        layer.backward = pt.wrap(layer.backward, f"backward {kind}")
-    loss_cls = type(model.loss)
-    timed_call = pt.wrap(loss_cls.__call__, "loss (value + fused gradient)")
-    model.loss.__class__ = type("Timed" + loss_cls.__name__, (loss_cls,), {"__call__": timed_call})
+    """Wrap, with timers, the functions ``fit``'s engine runs for ``model``: each layer's forward and
+    backward (its kernel or its own method, as the epoch's plan picked them), the loss, the penalty,
+    and the whole step (``FastEngine.step``)."""
+    from scratchnn.engine import FastEngine
+
+    kinds = [type(layer).__name__ for layer in model.layers]
+    begin_epoch, step = FastEngine.begin_epoch, FastEngine.step
+
+    def timed_begin_epoch(self):
+        begin_epoch(self)
+        plan = self.plan
+        plan.forward = [pt.wrap(f, f"forward {k}") for f, k in zip(plan.forward, kinds)]
+        plan.backward = [pt.wrap(f, f"backward {k}") for f, k in zip(plan.backward, reversed(kinds))]
+        plan.loss = pt.wrap(plan.loss, "loss (fused gradient; the value once per epoch)")
+
+    FastEngine.begin_epoch = timed_begin_epoch
+    FastEngine.step = pt.wrap(step, "step")
     model.penalty = pt.wrap(model.penalty, "penalty()")
-    model.optimizer.step = pt.wrap(model.optimizer.step, "optimizer.step")
-    model.train_step = pt.wrap(model.train_step, "train_step")
+    try:
+        yield
+    finally:
+        FastEngine.begin_epoch, FastEngine.step = begin_epoch, step
+        del model.penalty
 
 
 def scratchnn_phases(data, steps_per_epoch, overhead) -> dict:
@@ -88,14 +103,14 @@ def scratchnn_phases(data, steps_per_epoch, overhead) -> dict:
     X, y = data["X_train"], data["y_train"]
     run.train_epoch(X[:2000], y[:2000])  # warm up
     pt = PhaseTimer()
-    instrument(run.model, pt)
-    wall = run.train_epoch(X, y)
+    with instrument(run.model, pt):
+        wall = run.train_epoch(X, y)
     internal = run.internal_times[-1]
-    inner = [k for k in pt.t if k != "train_step"]
+    inner = [k for k in pt.t if k != "step"]
     res = {k: max(0.0, pt.t[k] - pt.n[k] * overhead) for k in inner}
-    step_total = pt.t["train_step"] - pt.n["train_step"] * overhead - sum(pt.n[k] for k in inner) * overhead
-    res["train_step bookkeeping (dicts, hits, checks)"] = max(0.0, step_total - sum(res.values()))
-    res["fit loop (gather X[idx], callbacks)"] = max(0.0, internal - step_total - pt.n["train_step"] * overhead)
+    step_total = pt.t["step"] - pt.n["step"] * overhead - sum(pt.n[k] for k in inner) * overhead
+    res["step bookkeeping and update (plain SGD: in the step)"] = max(0.0, step_total - sum(res.values()))
+    res["fit loop (gather X[idx], callbacks, epoch metrics)"] = max(0.0, internal - step_total - pt.n["step"] * overhead)
     res["fit() call (argument checks, History)"] = max(0.0, wall - internal)
     return {"wall_s": wall, "steps": steps_per_epoch, "phases_s": res}
 

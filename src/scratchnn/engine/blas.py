@@ -97,10 +97,26 @@ def _gemm_for(dtype: np.dtype):
 def _rows(x) -> int:
     """Leading dimension of a float matrix whose rows are contiguous (what a row-major BLAS
     argument needs), else 0."""
-    if x.ndim != 2 or x.strides[1] != x.itemsize or x.shape[1] == 0:
+    if x.ndim != 2 or x.shape[1] == 0:
+        return 0
+    if x.flags.c_contiguous:
+        return x.shape[1]
+    if x.strides[1] != x.itemsize:
         return 0
     ld = x.strides[0] // x.itemsize
     return ld if ld >= x.shape[1] else 0
+
+
+_BYTE = ctypes.c_char
+
+
+def _address(x) -> int:
+    """Address of ``x``'s first element. Through the buffer protocol (~0.3 us) when ``x`` exports a
+    writable contiguous buffer, else ``__array_interface__`` (~1 us: it builds a whole dict)."""
+    try:
+        return ctypes.addressof(_BYTE.from_buffer(x))
+    except (TypeError, ValueError, BufferError):
+        return x.__array_interface__["data"][0]
 
 
 def add_at_b(alpha: float, a, b, c) -> None:
@@ -114,10 +130,8 @@ def add_at_b(alpha: float, a, b, c) -> None:
             and a.shape[0] == b.shape[0] and c.shape == (a.shape[1], b.shape[1]) and c.flags.writeable):
         lda, ldb, ldc = _rows(a), _rows(b), _rows(c)
         if lda and ldb and ldc and a.shape[0]:
-            # (__array_interface__ reads the address faster than .ctypes.data)
             gemm(_ROW_MAJOR, _TRANS, _NO_TRANS, a.shape[1], b.shape[1], a.shape[0], alpha,
-                     a.__array_interface__["data"][0], lda, b.__array_interface__["data"][0], ldb, 1.0,
-                     c.__array_interface__["data"][0], ldc)
+                 _address(a), lda, _address(b), ldb, 1.0, _address(c), ldc)
             return
     c += c.dtype.type(alpha) * (a.T @ b)
 

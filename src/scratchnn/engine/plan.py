@@ -95,6 +95,10 @@ class Plan:
                         if type(layer) not in kernels.BACKWARD:  # a layer may put a new array in its grads
                             self.refresh.append((f"{layer.name}.{k}", layer.grads, k))
         self.direct = [l for l in layers if id(l) in direct_layers]
+        # plain SGD: the engine steps the other parameters too (``p += -lr g``, SGD.update's math)
+        # (not when a layer without a kernel may put new arrays in its grads: ``refresh`` above)
+        self.sgd_step = step if not self.refresh else None
+        self.sgd_pairs = [(p, self.grads[k]) for k, p in self.params.items()] if self.sgd_step is not None else []
         self.forward = [forward_fn(l, sync[i] if sync else None) for i, l in enumerate(layers)]
         self.backward = [backward_fn(layers[i], need_dx=i != stop,
                                      step=step if id(layers[i]) in direct_layers else None,
@@ -109,13 +113,23 @@ class Plan:
         self.constrained = [l for l in trainable if l.constraint is not None]
 
 
-def run_plan(plan, xb, yb, classify, scale=1.0, always_backward=False, penalty=0.0):
+def run_plan(plan, xb, yb, classify, scale=1.0, always_backward=False, penalty=0.0, rows=None):
     """Forward, loss and backward of one batch (or of one thread's share of it, whose loss and
-    gradients are weighted by ``scale``); returns ``(loss + penalty, correct predictions)``."""
+    gradients are weighted by ``scale``); returns ``(loss + penalty, correct predictions)``.
+
+    With ``rows`` (``EpochRecord.rows()``: the batch's slots for the loss terms, and for the
+    predictions) the loss kernel writes each sample's terms there, the predicted classes go to the
+    second, and this returns ``(probe + penalty, None)`` (see ``kernels.softmax_cross_entropy``)."""
     out = xb
     for f in plan.forward:
         out = f(out, training=True)
-    loss, dout = plan.loss(out, yb)
+    if rows is None:
+        loss, dout = plan.loss(out, yb)
+        hits = correct_count(out, yb) if classify else 0
+    else:
+        loss, dout = plan.loss(out, yb, rows=rows[0])
+        out.argmax(axis=1, out=rows[1])
+        hits = None
     if scale != 1.0:
         loss *= scale
         dout = dout * dout.dtype.type(scale)
@@ -125,4 +139,4 @@ def run_plan(plan, xb, yb, classify, scale=1.0, always_backward=False, penalty=0
     if always_backward or math.isfinite(loss):
         for f in plan.backward:
             dout = f(dout)
-    return loss, correct_count(out, yb) if classify else 0
+    return loss, hits

@@ -225,8 +225,10 @@ class Replicas:
             self.update_sets[k].append((own[i], [layers[i] for layers in self.stacks[1:]]))
             load[k] += own[i].count_params()
 
-    def forward_backward(self, xb, yb, classify):
-        """The batch's loss and correct count; its gradients end up in the threads' layers."""
+    def forward_backward(self, xb, yb, classify, record=None):
+        """The batch's loss and correct count (with an ``EpochRecord``: the threads write their
+        samples' rows there, and this returns ``(probe, None)``); its gradients end up in the threads'
+        layers."""
         n = len(xb)
         for group in self.groups:
             if group is not None:
@@ -234,7 +236,8 @@ class Replicas:
 
         def task(plan, a, b):
             try:
-                return run_plan(plan, xb[a:b], yb[a:b], classify, (b - a) / n, always_backward=True)
+                return run_plan(plan, xb[a:b], yb[a:b], classify, (b - a) / n, always_backward=True,
+                                rows=None if record is None else record.rows(a, b))
             except BaseException:
                 for group in self.groups:  # release the threads waiting for this one
                     if group is not None:
@@ -242,7 +245,7 @@ class Replicas:
                 raise
 
         results = run([partial(task, plan, a, b) for plan, (a, b) in zip(self.plans, bounds(n, self.shards))])
-        return sum(r[0] for r in results), sum(r[1] for r in results)
+        return sum(r[0] for r in results), None if record is not None else sum(r[1] for r in results)
 
     def update(self, optimizer, plan) -> None:
         """Add the threads' gradients into the model's layers, then take one step. The library's

@@ -1,0 +1,92 @@
+"""The epoch's loss and accuracy, summed once per epoch instead of once per step (see
+``scratchnn.engine``).
+
+A training step with the softmax cross-entropy and integer labels already computes, for each sample,
+``s = sum(exp(z - max z))`` and ``zy = z_y - max z``; the sample's loss is ``log(s) - zy``. Reducing
+that to the batch's mean loss, and counting the batch's correct predictions, takes ~8 small NumPy
+calls per step, ~5% of a step at batch 8. So the step writes ``s``, ``zy`` and the predicted class
+into arrays as long as the epoch (the labels are gathered into a fourth), and the epoch's loss and
+accuracy are a few reductions at its end; a batch's values are computed only when a callback asks
+for them (``on_batch_end``, the progress bar). The numbers are the same as the per-step sums up to
+float rounding (the sums here run in float64).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..backend import get_array_module
+
+
+class EpochRecord:
+    """Per-sample loss terms, predictions and labels of one epoch of ``samples`` samples.
+
+    ``batch()`` and ``epoch()`` read what ``StepSums`` (below) reads for any other loss."""
+
+    def __init__(self, samples, dtype, label_dtype, xp=np):
+        self.s = xp.empty(samples, dtype)
+        self.zy = xp.empty(samples, dtype)
+        self.pred = xp.empty(samples, np.intp)
+        self.labels = xp.empty(samples, label_dtype)
+        self.start = self.stop = 0  # the rows of the batch being (or last) stepped
+        self.penalty = 0.0  # sum over steps of (batch size x the regularizers' penalty)
+        self.last_penalty = 0.0
+
+    def begin(self):
+        self.start = self.stop = 0
+        self.penalty = 0.0
+
+    def next_batch(self, m) -> slice:
+        """The rows of the next batch of ``m`` samples."""
+        self.start, self.stop = self.stop, self.stop + m
+        return slice(self.start, self.stop)
+
+    def rows(self, a=0, b=None):
+        """``(s, zy)`` of the current batch's samples ``a:b`` (for the loss kernel), and their predictions."""
+        lo = self.start + a
+        hi = self.stop if b is None else self.start + b
+        return (self.s[lo:hi], self.zy[lo:hi]), self.pred[lo:hi]
+
+    def add_penalty(self, penalty):
+        self.last_penalty = penalty
+        self.penalty += penalty * (self.stop - self.start)
+
+    def _totals(self, lo, hi):
+        xp = get_array_module(self.s)
+        s, zy = self.s[lo:hi], self.zy[lo:hi]
+        loss = float(xp.add.reduce(xp.log(s), dtype=np.float64)) - float(xp.add.reduce(zy, dtype=np.float64))
+        hits = int(xp.count_nonzero(self.pred[lo:hi] == self.labels[lo:hi]))
+        return loss, hits
+
+    def batch(self):
+        """``(mean loss + penalty, correct predictions)`` of the last batch, as ``train_step`` returns them."""
+        loss, hits = self._totals(self.start, self.stop)
+        return loss / (self.stop - self.start) + self.last_penalty, hits
+
+    def epoch(self):
+        """``(summed loss of the samples so far, penalties included, correct predictions)``."""
+        loss, hits = self._totals(0, self.stop)
+        return loss + self.penalty, hits
+
+
+class StepSums:
+    """The per-step way, for every other loss and target: each step's mean loss and correct count,
+    added up as the steps go (what ``fit(..., engine="reference")`` does)."""
+
+    def __init__(self):
+        self.begin()
+
+    def begin(self):
+        self.loss = 0.0
+        self.hits = 0
+        self.last = (0.0, 0)
+
+    def add(self, loss, hits, size):
+        self.last = (loss, hits)
+        self.loss += loss * size
+        self.hits += hits
+
+    def batch(self):
+        return self.last
+
+    def epoch(self):
+        return self.loss, self.hits
