@@ -82,10 +82,11 @@ def test_direct_step_only_where_the_update_is_a_fixed_multiple_of_the_gradient_a
     model.build((300,))
     plan = Plan(model, direct=True)
     first, middle, last = model.layers[0], model.layers[2], model.layers[4]
-    assert plan.direct == [middle]  # 65,536 weights, unregularized
-    assert f"{first.name}.W" in plan.params  # regularized: the optimizer's path
-    assert f"{middle.name}.W" not in plan.params and f"{middle.name}.b" in plan.params
-    assert f"{last.name}.W" in plan.params  # 768 weights: a ctypes call costs more than it saves
+    assert plan.direct == [middle, last]  # unregularized: stepped inside their backward
+    assert f"{first.name}.W" in plan.params and f"{first.name}.b" in plan.params  # regularized: the optimizer's path
+    assert not any(k.startswith((middle.name, last.name)) for k in plan.params)
+    assert blas.worth_direct(middle.params["W"])  # 65,536 weights: one GEMM with beta = 1
+    assert not blas.worth_direct(last.params["W"])  # 768: a ctypes call costs more than it saves (SGD's update)
     for opt in (SGD(0.1, momentum=0.9), Adam()):
         model.compile(opt, "softmax_cross_entropy")
         assert Plan(model, direct=True).direct == []

@@ -64,10 +64,17 @@ def test_dense_kernel_equals_the_plain_backward(rng, dtype):
         np.testing.assert_array_equal(twin.grads[k], plain.grads[k])
     twin.forward(x, training=True)
     assert kernels.dense_backward(twin, dy, False, None) is None  # the lowest layer: no input gradient
-    W = twin.params["W"].copy()
-    twin.forward(x, training=True)
-    kernels.dense_backward(twin, dy, True, -0.1)  # plain SGD inside the product
-    np.testing.assert_allclose(twin.params["W"], W - 0.1 * plain.grads["W"], rtol=1e-5 if dtype == np.float32 else 1e-12)
+    tol = dict(rtol=1e-5, atol=1e-6) if dtype == np.float32 else dict(rtol=1e-12, atol=1e-12)
+    for min_direct in (0, 10**9):  # W by one GEMM with beta = 1, or SGD's update after its gradient
+        for k in twin.params:
+            twin.params[k][...] = plain.params[k]  # (the previous round stepped them)
+        before = {k: v.copy() for k, v in twin.params.items()}
+        twin.forward(x, training=True)
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(kernels.blas, "MIN_DIRECT_SIZE", min_direct)
+            np.testing.assert_allclose(kernels.dense_backward(twin, dy, True, -0.1), dx, **tol)  # dx: the old W
+        for k in ("W", "b"):  # plain SGD inside backward, bias included
+            np.testing.assert_allclose(twin.params[k], before[k] - 0.1 * plain.grads[k], **tol)
 
 
 def test_maxout_and_conv_kernels_equal_the_plain_backward(rng):

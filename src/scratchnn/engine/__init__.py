@@ -12,10 +12,10 @@ Everything scratchnn does for speed is here, and only here:
 - **the lowest trainable layer computes no input gradient** (nothing below it needs one);
 - **ReLU then max-pooling runs as max-pooling then ReLU** (``plan.swap_relu_and_max_pool``): the
   same values and gradients, with the ReLU on a quarter of the values;
-- **plain SGD inside the product** (``blas.py``): with ``SGD`` without momentum, large weight
-  matrices of unregularized layers take their step ``W += -lr x^T dy`` as one BLAS call during
-  backward, instead of a gradient array and two more passes; the other parameters take SGD's
-  update in the engine's own loop;
+- **plain SGD inside the product** (``blas.py``): with ``SGD`` without momentum, unregularized
+  ``Dense`` and ``Maxout`` layers take their step during backward: a large weight matrix as
+  ``W += -lr x^T dy`` in one BLAS call, instead of a gradient array and two more passes, the bias
+  as one matrix-vector product; the other parameters take SGD's update in the engine's own loop;
 - **the epoch's loss and accuracy summed once per epoch** (``record.py``): with the softmax
   cross-entropy on integer labels, each step writes its samples' loss terms and predictions into
   arrays as long as the epoch, instead of reducing them (~8 small NumPy calls) at every step; a

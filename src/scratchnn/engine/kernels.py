@@ -10,8 +10,8 @@ code. Kernels:
 - backward ``(layer, dy, need_dx, step) -> dx or None``: ``need_dx`` is False for the lowest layer
   that trains (nothing below it needs an input gradient); ``step`` is a number only for the
   parameters listed in ``direct_keys``, when the optimizer is plain SGD: the kernel then adds
-  ``step * gradient`` into the parameter itself instead of filling ``layer.grads`` (one BLAS call
-  instead of a gradient array and two passes);
+  ``step * gradient`` into the parameter itself (``Dense``: a large ``W`` in one BLAS call instead
+  of a gradient array and two passes, ``b`` as one matrix-vector product);
 - loss ``(loss, z, target, rows=None) -> (value, dL/dz)`` (``rows``: see ``softmax_cross_entropy``).
 
 ``register_kernel`` is the one hook through which a layer of your own can get kernels too.
@@ -90,7 +90,7 @@ def row_max(x):
     instead (1.7 and 3.6 us). The copy pays for rows of up to ~32 values and from 16 rows on;
     otherwise the plain reduction runs. NaN propagates as in ``np.max``.
     """
-    xp = get_array_module(x)
+    xp = np if type(x) is np.ndarray else get_array_module(x)  # (inline: the hot path's every call counts)
     if len(x) < 16 or x.shape[1] > 32:
         return xp.maximum.reduce(x, axis=1)
     return xp.maximum.reduce(xp.ascontiguousarray(x.T), axis=0)
@@ -100,7 +100,7 @@ def row_sum(x, out=None):
     """Sum of each row of a 2-D float array, shape ``(n,)`` (into ``out`` if given): one
     matrix-vector product with ones (BLAS), ~2x faster than ``x.sum(axis=1)`` at 32 x 10 and ~6x
     at 512 x 10."""
-    xp = get_array_module(x)
+    xp = np if type(x) is np.ndarray else get_array_module(x)
     return xp.matmul(x, _ones(xp, x.shape[1], x.dtype), out=out)
 
 
@@ -153,7 +153,7 @@ def _zeros_like_layout(layer, x):
 def relu_forward(layer, x, training):
     # (below ~1,000 values the scalar costs no more than the buffer's checks)
     zeros = _zeros_like_layout(layer, x) if x.ndim and x.size >= 1024 else 0
-    y = get_array_module(x).maximum(x, zeros)
+    y = (np if type(x) is np.ndarray else get_array_module(x)).maximum(x, zeros)
     layer._cache = y if training else None
     return y
 
@@ -174,11 +174,13 @@ def dense_forward(layer, x, training):
 
 
 def dense_backward(layer, dy, need_dx, step):
-    x = layer._require_cache()
-    xp = get_array_module(dy)
+    x = layer._cache
+    if x is None:
+        layer._require_cache()  # raises, naming the layer
+    xp = np if type(dy) is np.ndarray else get_array_module(dy)
     W = layer.params["W"]
     dx = dy.dot(W.T) if need_dx else None  # first: a direct step (below) changes W
-    if step is not None:
+    if step is not None and blas.worth_direct(W):
         blas.add_at_b(step, x, dy, W)  # W += step * x^T dy in one GEMM, no gradient array
     else:
         # np.dot, not np.matmul: with one sample (K = 1) matmul skips BLAS and is ~7x slower, dot is
@@ -188,9 +190,31 @@ def dense_backward(layer, dy, need_dx, step):
             xp.dot(x.T, dy, out=gW)
         else:
             xp.matmul(x.T, dy, out=gW)
+        if step is not None:  # SGD's update (``g *= -lr; p += g``), while gW is still in cache
+            gW *= step
+            W += gW
     if layer.use_bias:
-        xp.add.reduce(dy, axis=0, out=layer.grads["b"])
+        if step is not None:  # b += step * (sum of dy over the batch): one matrix-vector product
+            layer.params["b"] += dy.T.dot(_steps(xp, len(dy), dy.dtype, step))
+        else:
+            xp.add.reduce(dy, axis=0, out=layer.grads["b"])
     return dx
+
+
+_STEPS: dict = {}
+
+
+def _steps(xp, n, dtype, step):
+    """``n`` copies of ``step`` (read-only, cached: a few per run, as the learning rate changes)."""
+    key = (xp, n, dtype, step)
+    v = _STEPS.get(key)
+    if v is None:
+        if len(_STEPS) > 16:
+            _STEPS.clear()
+        v = _STEPS[key] = xp.full(n, step, dtype)
+        if isinstance(v, np.ndarray):
+            v.flags.writeable = False
+    return v
 
 
 def maxout_backward(layer, dy, need_dx, step):
@@ -364,7 +388,7 @@ def softmax_cross_entropy(loss, z, target, rows=None):
             raise InvalidArgumentError(f"softmax_cross_entropy: rows need (n, classes) logits and n labels, "
                                        f"received {z.shape} and {getattr(target, 'shape', None)}")
         return loss(z, target)
-    xp = get_array_module(z)
+    xp = np if type(z) is np.ndarray else get_array_module(z)
     n, c = z.shape
     e = z - row_max(z)[:, None]  # shifted logits, max 0: exp cannot overflow
     if not e.flags.c_contiguous:  # (Fortran-ordered logits) flat must be a view of e
@@ -394,8 +418,8 @@ def _row_starts(xp, n, c):
 
 
 register_kernel(ReLU, forward=relu_forward)
-register_kernel(Dense, forward=dense_forward, backward=dense_backward, direct_keys=("W",))
-register_kernel(Maxout, backward=maxout_backward, direct_keys=("W",))
+register_kernel(Dense, forward=dense_forward, backward=dense_backward, direct_keys=("W", "b"))
+register_kernel(Maxout, backward=maxout_backward, direct_keys=("W", "b"))
 register_kernel(Conv2D, forward=conv_forward, backward=conv_backward)
 register_kernel(BatchNorm, forward=batchnorm_forward, backward=batchnorm_backward)
 register_kernel(BatchNorm2D, forward=batchnorm_forward, backward=batchnorm_backward)

@@ -83,8 +83,7 @@ class Plan:
         self.refresh = []  # (key, the layer's grads dict, its key): read again after every backward
         for layer in layers:
             keys = kernels.DIRECT_KEYS.get(type(layer), ())
-            stepped = (step is not None and layer.trainable and layer.regularizer is None and keys
-                       and all(blas.worth_direct(layer.params[k]) for k in keys))
+            stepped = step is not None and layer.trainable and layer.regularizer is None and keys
             if stepped:
                 direct_layers.add(id(layer))
             if layer.trainable:
