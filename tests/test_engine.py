@@ -559,3 +559,38 @@ def test_a_progress_bar_without_the_bar_does_not_ask_for_batch_metrics():
     assert not CallbackList(None, History(), verbose=2).batch_hooks
     assert len(CallbackList(None, History(), verbose=1).batch_hooks) == 1
     assert len(CallbackList([BatchLog()], History(), verbose=0).batch_hooks) == 1
+
+
+def test_a_float32_loss_that_overflows_is_refused_on_both_paths():
+    """Eight samples of loss 1e38: their float32 mean overflows on the reference path, and the
+    engine, which sums the epoch in float64, refuses the same step."""
+    X = np.zeros((8, 2), np.float32)
+    X[:, 0] = 1
+    y = np.ones(8, np.int64)
+    for path in ("reference", "fast"):
+        m = snn.Sequential([Dense(3, use_bias=False)]).compile(SGD(0.01), "softmax_cross_entropy")
+        m.build((2,))
+        W = m.layers[0].params["W"]
+        W[:] = 0
+        W[0, 0] = 1e38
+        with pytest.warns(RuntimeWarning), pytest.raises(snn.TrainingDivergedError, match="inf"):
+            m.fit(X, y, epochs=1, batch_size=8, verbose=0, engine=path)
+        assert W[0, 0] == np.float32(1e38) and not W[0, 1:].any()  # the step was not taken
+
+
+def test_a_long_epoch_folds_its_record_and_keeps_its_memory(one_thread, monkeypatch):
+    from scratchnn.engine import record
+
+    monkeypatch.setattr(record, "CAPACITY", 20)  # 100 samples in batches of 8: folded every 2-3 batches
+    X, y = _data((6,), n=100)
+    make = lambda: snn.Sequential([Dense(16), ReLU(), Dense(3)])  # noqa: E731
+    kw = dict(optimizer=SGD(0.1, momentum=0.9), loss="softmax_cross_entropy")
+    ref_log, fast_log = BatchLog(), BatchLog()
+    ref = fit_logged(make, X, y, "reference", ref_log, **kw)
+    fast = fit_logged(make, X, y, "fast", fast_log, **kw)
+    np.testing.assert_allclose([r[1] for r in fast_log.rows], [r[1] for r in ref_log.rows], **F64)
+    assert [r[2] for r in fast_log.rows] == [r[2] for r in ref_log.rows]
+    np.testing.assert_allclose(fast.history["loss"], ref.history["loss"], **F64)
+    assert fast.history["accuracy"] == ref.history["accuracy"]
+    eng = engine.FastEngine(fast, 8, (6,), (), y.dtype, samples=10**7)
+    assert len(eng.metrics.s) == 20  # not 10 million rows

@@ -18,8 +18,8 @@ Everything scratchnn does for speed is here, and only here:
   as one matrix-vector product; the other parameters take SGD's update in the engine's own loop;
 - **the epoch's loss and accuracy summed once per epoch** (``record.py``): with the softmax
   cross-entropy on integer labels, each step writes its samples' loss terms and predictions into
-  arrays as long as the epoch, instead of reducing them (~8 small NumPy calls) at every step; a
-  batch's values are computed only when a callback reads them;
+  arrays (up to 65,536 rows, folded when full) instead of reducing them (~8 small NumPy calls) at
+  every step; a batch's values are computed only when a callback reads them;
 - **reused batch buffers**: each mini-batch is gathered into the same arrays, and the large
   temporaries of the Winograd and batch-normalization kernels come from buffers kept between steps
   (``buffers.py``; page faults of fresh multi-MB arrays cost as much as the work done in them);
@@ -59,8 +59,8 @@ class FastEngine:
         self.ybuf = np.empty((batch_size,) + tuple(y_shape), dtype=y_dtype)
         # the epoch's loss and accuracy: summed once per epoch when the loss kernel can record its
         # samples' terms (``record.py``), else step by step
-        self.metrics = (EpochRecord(samples, model.dtype, y_dtype) if samples and recordable(model, y_shape, y_dtype)
-                        else StepSums())
+        self.metrics = (EpochRecord(samples, batch_size, model.dtype, y_dtype)
+                        if samples and recordable(model, y_shape, y_dtype) else StepSums())
         shards = threads.shards_for(batch_size, work_per_sample(model)) if splittable(model) else 1
         self.replicas = threads.Replicas(model, shards) if shards > 1 else None
         self.plan = None
@@ -112,7 +112,7 @@ class FastEngine:
         else:
             record.add_penalty(penalty)
             if not math.isfinite(loss):  # a probe (run_plan): the batch's loss itself decides
-                loss = record.batch()[0]
+                loss = record.batch_loss()
         if not math.isfinite(loss):
             raise TrainingDivergedError.at(loss, epoch, batch)
         for key, grads, k in plan.refresh:

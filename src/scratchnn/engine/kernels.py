@@ -381,8 +381,10 @@ def softmax_cross_entropy(loss, z, target, rows=None):
     With ``rows = (s, zy)``, two arrays of ``len(z)`` values, the loss is not reduced: each sample's
     ``s = sum(exp(z - max z))`` and ``zy = z_y - max z`` are written there (its loss is
     ``log(s) - zy``; ``engine.record`` sums them once per epoch), and the value returned is only a
-    probe, the float64 sum of ``zy``: finite exactly when every sample's loss is (a NaN or +inf logit
-    makes the row's maximum, hence its ``zy``, non-finite; a -inf target logit makes ``zy`` -inf)."""
+    probe, the sum of ``zy``: finite exactly when every sample's loss is (a NaN or +inf logit makes
+    the row's maximum, hence its ``zy``, non-finite; a -inf target logit makes ``zy`` -inf), or
+    when a float32 sum of huge losses overflows, as the per-step value would; the caller then
+    decides on ``EpochRecord.batch_loss``."""
     if z.ndim != 2 or getattr(target, "ndim", 0) != 1 or len(target) != len(z):
         if rows is not None:
             raise InvalidArgumentError(f"softmax_cross_entropy: rows need (n, classes) logits and n labels, "
@@ -402,7 +404,7 @@ def softmax_cross_entropy(loss, z, target, rows=None):
     flat[hit] -= 1  # fused gradient (p - onehot(y)) / n
     e *= 1.0 / n
     if rows is not None:
-        return float(xp.add.reduce(zy, dtype=np.float64)), e
+        return float(xp.add.reduce(zy)), e
     return float(xp.add.reduce(xp.log(s, out=s)) - xp.add.reduce(zy)) / n, e  # mean of logsumexp(z) - z_y
 
 

@@ -5,10 +5,11 @@ A training step with the softmax cross-entropy and integer labels already comput
 ``s = sum(exp(z - max z))`` and ``zy = z_y - max z``; the sample's loss is ``log(s) - zy``. Reducing
 that to the batch's mean loss, and counting the batch's correct predictions, takes ~8 small NumPy
 calls per step, ~5% of a step at batch 8. So the step writes ``s``, ``zy`` and the predicted class
-into arrays as long as the epoch (the labels are gathered into a fourth), and the epoch's loss and
-accuracy are a few reductions at its end; a batch's values are computed only when a callback asks
-for them (``on_batch_end``, the progress bar). The numbers are the same as the per-step sums up to
-float rounding (the sums here run in float64).
+into arrays of up to 65,536 rows (the labels are gathered into a fourth; a longer epoch folds them
+into running totals whenever they are full, so the memory stays ~1.7 MB whatever the data set's
+size), and the epoch's loss and accuracy are a few reductions at its end; a batch's values are
+computed only when a callback asks for them (``on_batch_end``, the progress bar). The numbers are
+the same as the per-step sums up to float rounding (the sums here run in float64).
 """
 from __future__ import annotations
 
@@ -17,26 +18,36 @@ import numpy as np
 from ..backend import get_array_module
 
 
+#: rows an ``EpochRecord`` holds before it folds them into its running totals
+CAPACITY = 65_536
+
+
 class EpochRecord:
-    """Per-sample loss terms, predictions and labels of one epoch of ``samples`` samples.
+    """Per-sample loss terms, predictions and labels of an epoch of ``samples`` samples, in batches
+    of up to ``batch_size``.
 
     ``batch()`` and ``epoch()`` read what ``StepSums`` (below) reads for any other loss."""
 
-    def __init__(self, samples, dtype, label_dtype, xp=np):
-        self.s = xp.empty(samples, dtype)
-        self.zy = xp.empty(samples, dtype)
-        self.pred = xp.empty(samples, np.intp)
-        self.labels = xp.empty(samples, label_dtype)
+    def __init__(self, samples, batch_size, dtype, label_dtype, xp=np):
+        rows = max(min(samples, CAPACITY), batch_size)
+        self.s = xp.empty(rows, dtype)
+        self.zy = xp.empty(rows, dtype)
+        self.pred = xp.empty(rows, np.intp)
+        self.labels = xp.empty(rows, label_dtype)
+        self.begin()
+
+    def begin(self):
         self.start = self.stop = 0  # the rows of the batch being (or last) stepped
+        self.folded = (0.0, 0)  # loss and hits of the rows folded away earlier in the epoch
         self.penalty = 0.0  # sum over steps of (batch size x the regularizers' penalty)
         self.last_penalty = 0.0
 
-    def begin(self):
-        self.start = self.stop = 0
-        self.penalty = 0.0
-
     def next_batch(self, m) -> slice:
         """The rows of the next batch of ``m`` samples."""
+        if self.stop + m > len(self.s):  # full: fold what is there into the running totals
+            loss, hits = self._totals(0, self.stop)
+            self.folded = (self.folded[0] + loss, self.folded[1] + hits)
+            self.stop = 0
         self.start, self.stop = self.stop, self.stop + m
         return slice(self.start, self.stop)
 
@@ -65,7 +76,17 @@ class EpochRecord:
     def epoch(self):
         """``(summed loss of the samples so far, penalties included, correct predictions)``."""
         loss, hits = self._totals(0, self.stop)
-        return loss + self.penalty, hits
+        return self.folded[0] + loss + self.penalty, self.folded[1] + hits
+
+    def batch_loss(self):
+        """The last batch's mean loss + penalty reduced as the kernel's per-step value is, in the
+        model's dtype (a float32 sum that overflows is inf here too): what decides whether a step
+        whose probe was not finite is refused."""
+        xp = get_array_module(self.s)
+        s, zy = self.s[self.start:self.stop], self.zy[self.start:self.stop]
+        with np.errstate(over="ignore", invalid="ignore"):
+            value = float(xp.add.reduce(xp.log(s)) - xp.add.reduce(zy))
+        return value / (self.stop - self.start) + self.last_penalty
 
 
 class StepSums:
