@@ -553,12 +553,58 @@ def test_one_hot_targets_and_other_losses_are_summed_step_by_step(one_thread):
         assert fast.history["accuracy"] == ref.history["accuracy"]
 
 
-def test_a_progress_bar_without_the_bar_does_not_ask_for_batch_metrics():
-    from scratchnn.callbacks import CallbackList, History
+def test_only_a_batch_callback_asks_for_the_batchs_metrics():
+    """fit's own progress display never asks for a batch's loss: the bar reads the epoch's running
+    sums when it shows them, the lines only the epoch's logs."""
+    from scratchnn.callbacks import CallbackList, History, ProgressBar
 
-    assert not CallbackList(None, History(), verbose=2).batch_hooks
-    assert len(CallbackList(None, History(), verbose=1).batch_hooks) == 1
+    for verbose in (0, 1, 2):
+        cbs = CallbackList(None, History(), verbose=verbose)
+        assert not cbs.batch_hooks and cbs.per_batch == (verbose == 1)
     assert len(CallbackList([BatchLog()], History(), verbose=0).batch_hooks) == 1
+    assert len(CallbackList([ProgressBar()], History(), verbose=0).batch_hooks) == 1  # a user's own bar
+
+
+class CountingRecord:
+    """Wraps a runner's metrics, counting what is read."""
+
+    def __init__(self, inner):
+        self.inner, self.batches, self.epochs = inner, 0, 0
+
+    def batch(self):
+        self.batches += 1
+        return self.inner.batch()
+
+    def epoch(self):
+        self.epochs += 1
+        self.last = self.inner.epoch()
+        return self.last
+
+
+def test_the_progress_bar_shows_the_running_loss_and_reads_it_about_20_times_an_epoch(monkeypatch, capsys):
+    import io
+
+    from scratchnn.callbacks import ProgressBar
+
+    X, y = _data((6,), n=400)  # 50 steps of 8
+    counts = []
+    original = ProgressBar.tick
+
+    def tick(self, batch, size, metrics):
+        if not counts or counts[-1].inner is not metrics:
+            counts.append(CountingRecord(metrics))
+        original(self, batch, size, counts[-1])
+        shown.append(self._pbar.postfix)
+
+    shown = []
+    monkeypatch.setattr(ProgressBar, "tick", tick)
+    monkeypatch.setattr("sys.stderr", io.StringIO())
+    m = snn.Sequential([Dense(8), ReLU(), Dense(3)]).compile(SGD(0.1), "softmax_cross_entropy")
+    m.fit(X, y, epochs=1, batch_size=8, verbose=1)
+    assert counts[0].batches == 0 and counts[0].epochs == 25  # at batches 0, 2, ..., 48 (50 // 20 = 2)
+    loss, hits = counts[0].last  # the running sums after batch 48: 392 samples
+    assert shown[-1] == f"acc={hits / 392:.4f}, loss={loss / 392:.4f}"
+    assert abs(m.history["loss"][0] - loss / 392) < 0.05  # close to the epoch's figure, not equal
 
 
 def test_a_float32_loss_that_overflows_is_refused_on_both_paths():

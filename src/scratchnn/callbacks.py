@@ -86,12 +86,21 @@ class ProgressBar(Callback):
     def on_batch_end(self, batch, loss, hits, size):
         self._loss += loss * size
         self._hits += hits
+        self._advance(batch, size, lambda: (self._loss, self._hits))
+
+    def tick(self, batch, size, metrics):
+        """What ``fit`` calls for the bar it adds itself: the running loss and accuracy are read from
+        ``metrics`` (its ``epoch()``: the epoch's sums so far) only when the bar shows them."""
+        self._advance(batch, size, metrics.epoch)
+
+    def _advance(self, batch, size, totals):
         self._seen += size
         if self._pbar is not None:
             self._pbar.update(1)
             if batch >= self._next_post:  # postfix formatting is slow: refresh ~20 times per epoch
-                self._pbar.set_postfix(loss=f"{self._loss / self._seen:.4f}",
-                                       acc=f"{self._hits / self._seen:.4f}", refresh=False)
+                loss, hits = totals()
+                self._pbar.set_postfix(loss=f"{loss / self._seen:.4f}", acc=f"{hits / self._seen:.4f}",
+                                       refresh=False)
                 self._next_post = batch + max(1, self.steps // 20)
 
     def on_epoch_end(self, epoch, logs):
@@ -169,16 +178,20 @@ class CallbackList:
 
     def __init__(self, callbacks, history, verbose=1, model=None):
         cbs = [history]
-        if verbose:
-            cbs.append(ProgressBar(bar=verbose == 1))
+        progress = ProgressBar(bar=verbose == 1) if verbose else None
+        if progress is not None:
+            cbs.append(progress)
         cbs += list(callbacks or [])
         for cb in cbs:
             cb.set_model(model)
         self.callbacks = cbs
-        # the per-batch hook runs ~1,500 times an epoch: call only the callbacks that define it (fit
-        # computes a batch's loss and accuracy only when there is one: ``batch_hooks``)
-        self.batch_hooks = [cb.on_batch_end for cb in cbs if type(cb).on_batch_end is not Callback.on_batch_end
-                            and not (type(cb) is ProgressBar and not cb.bar)]
+        # the per-batch hook runs ~1,500 times an epoch: call only the callbacks that define it; a
+        # batch's loss and accuracy are computed only for them. The bar fit adds reads the epoch's
+        # running sums only when it shows them (``ProgressBar.tick``)
+        self.batch_hooks = [cb.on_batch_end for cb in cbs if cb is not progress
+                            and type(cb).on_batch_end is not Callback.on_batch_end]
+        self._bar = progress if progress is not None and progress.bar else None
+        self.per_batch = bool(self.batch_hooks) or self._bar is not None
 
     def on_train_begin(self, info):
         for cb in self.callbacks:
@@ -188,9 +201,15 @@ class CallbackList:
         for cb in self.callbacks:
             cb.on_epoch_begin(epoch)
 
-    def on_batch_end(self, batch, loss, hits, size):
-        for hook in self.batch_hooks:
-            hook(batch, loss, hits, size)
+    def on_batch_end(self, batch, metrics, size):
+        """After each step: ``metrics`` (the runner's ``batch()`` and ``epoch()``) is read only as far
+        as the callbacks need it."""
+        if self.batch_hooks:
+            loss, hits = metrics.batch()
+            for hook in self.batch_hooks:
+                hook(batch, loss, hits, size)
+        if self._bar is not None:
+            self._bar.tick(batch, size, metrics)
 
     def on_epoch_end(self, epoch, logs):
         for cb in self.callbacks:

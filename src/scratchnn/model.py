@@ -346,9 +346,8 @@ class Sequential:
                 for b in range(steps):
                     xb, yb = runner.batch(X, y, order[b * batch_size:(b + 1) * batch_size])
                     runner.step(xb, yb, classify, epoch, b)
-                    if cbs.batch_hooks:  # the batch's loss and hits, computed only when a callback reads them
-                        loss, hits = runner.metrics.batch()
-                        cbs.on_batch_end(b, loss, hits, len(xb))
+                    if cbs.per_batch:  # (the batch's loss and hits are computed only if a callback reads them)
+                        cbs.on_batch_end(b, runner.metrics, len(xb))
                 total_loss, correct = runner.metrics.epoch()
                 logs = {"loss": total_loss / n}
                 if classify:

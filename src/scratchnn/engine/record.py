@@ -8,7 +8,8 @@ calls per step, ~5% of a step at batch 8. So the step writes ``s``, ``zy`` and t
 into arrays of up to 65,536 rows (the labels are gathered into a fourth; a longer epoch folds them
 into running totals whenever they are full, so the memory stays ~1.7 MB whatever the data set's
 size), and the epoch's loss and accuracy are a few reductions at its end; a batch's values are
-computed only when a callback asks for them (``on_batch_end``, the progress bar). The numbers are
+computed only when a callback asks for them (``on_batch_end``; fit's progress bar reads the running
+``epoch()`` sums when it refreshes, ~20 times an epoch). The numbers are
 the same as the per-step sums up to float rounding (the sums here run in float64).
 """
 from __future__ import annotations
