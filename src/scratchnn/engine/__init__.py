@@ -27,9 +27,9 @@ Everything scratchnn does for speed is here, and only here:
   cores, one BLAS thread per share, with batch normalization synchronized across them.
 
 Any optimizer goes through its own ``step(params, grads)``; the engine's only special cases are
-plain SGD (above: the exact class ``SGD`` with ``momentum=0``) and, with split batches, the library's optimizers, whose per-parameter
-``update`` it shares out among the threads. ``tests/test_engine.py`` trains the same models on
-both paths and compares the weights.
+plain SGD (above: the exact class ``SGD`` with ``momentum=0``) and, with split batches, the
+library's optimizers, whose per-parameter ``update`` it shares out among the threads.
+``tests/test_engine.py`` trains the same models on both paths and compares the weights.
 """
 from __future__ import annotations
 

@@ -8,7 +8,7 @@ from functools import partial
 from ..layers import MaxPool2D, ReLU
 from ..losses import correct_count
 from ..optimizers import SGD
-from . import blas, kernels
+from . import kernels
 
 
 def forward_fn(layer, training_split=None):
