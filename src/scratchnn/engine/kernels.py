@@ -180,7 +180,7 @@ def dense_backward(layer, dy, need_dx, step):
     xp = np if type(dy) is np.ndarray else get_array_module(dy)
     W = layer.params["W"]
     dx = dy.dot(W.T) if need_dx else None  # first: a direct step (below) changes W
-    if step is not None and blas.worth_direct(W):
+    if step is not None and W.size >= blas.MIN_DIRECT_SIZE and blas.worth_direct(W):  # (size first: cheap)
         blas.add_at_b(step, x, dy, W)  # W += step * x^T dy in one GEMM, no gradient array
     else:
         # np.dot, not np.matmul: with one sample (K = 1) matmul skips BLAS and is ~7x slower, dot is
