@@ -69,17 +69,21 @@ def register_kernel(layer_cls, forward=None, backward=None, direct_keys=(), samp
 
 
 # -- row reductions ----------------------------------------------------------------------------------
-_ONES: dict = {}
+_CONSTANTS: dict = {}
 
 
-def _ones(xp, n, dtype):
-    key = (xp, n, dtype)
-    ones = _ONES.get(key)
-    if ones is None:
-        ones = _ONES[key] = xp.ones(n, dtype)
-        if isinstance(ones, np.ndarray):
-            ones.flags.writeable = False
-    return ones
+def _constant(xp, n, dtype, value=1):
+    """A read-only vector of ``n`` copies of ``value``, cached: the ones of the row sums, and plain
+    SGD's ``-lr`` for the bias step (a few per run, as the learning rate changes: bounded)."""
+    key = (xp, n, dtype, value)
+    v = _CONSTANTS.get(key)
+    if v is None:
+        if len(_CONSTANTS) > 64:
+            _CONSTANTS.clear()
+        v = _CONSTANTS[key] = xp.full(n, value, dtype)
+        if isinstance(v, np.ndarray):
+            v.flags.writeable = False
+    return v
 
 
 def row_max(x):
@@ -101,7 +105,7 @@ def row_sum(x, out=None):
     matrix-vector product with ones (BLAS), ~2x faster than ``x.sum(axis=1)`` at 32 x 10 and ~6x
     at 512 x 10."""
     xp = np if type(x) is np.ndarray else get_array_module(x)
-    return xp.matmul(x, _ones(xp, x.shape[1], x.dtype), out=out)
+    return xp.matmul(x, _constant(xp, x.shape[1], x.dtype), out=out)
 
 
 # -- ReLU: max against a zero array --------------------------------------------------------------------
@@ -180,7 +184,7 @@ def dense_backward(layer, dy, need_dx, step):
     xp = np if type(dy) is np.ndarray else get_array_module(dy)
     W = layer.params["W"]
     dx = dy.dot(W.T) if need_dx else None  # first: a direct step (below) changes W
-    if step is not None and W.size >= blas.MIN_DIRECT_SIZE and blas.worth_direct(W):  # (size first: cheap)
+    if step is not None and blas.worth_direct(W):
         blas.add_at_b(step, x, dy, W)  # W += step * x^T dy in one GEMM, no gradient array
     else:
         # np.dot, not np.matmul: with one sample (K = 1) matmul skips BLAS and is ~7x slower, dot is
@@ -195,26 +199,10 @@ def dense_backward(layer, dy, need_dx, step):
             W += gW
     if layer.use_bias:
         if step is not None:  # b += step * (sum of dy over the batch): one matrix-vector product
-            layer.params["b"] += dy.T.dot(_steps(xp, len(dy), dy.dtype, step))
+            layer.params["b"] += dy.T.dot(_constant(xp, len(dy), dy.dtype, step))
         else:
             xp.add.reduce(dy, axis=0, out=layer.grads["b"])
     return dx
-
-
-_STEPS: dict = {}
-
-
-def _steps(xp, n, dtype, step):
-    """``n`` copies of ``step`` (read-only, cached: a few per run, as the learning rate changes)."""
-    key = (xp, n, dtype, step)
-    v = _STEPS.get(key)
-    if v is None:
-        if len(_STEPS) > 16:
-            _STEPS.clear()
-        v = _STEPS[key] = xp.full(n, step, dtype)
-        if isinstance(v, np.ndarray):
-            v.flags.writeable = False
-    return v
 
 
 def maxout_backward(layer, dy, need_dx, step):

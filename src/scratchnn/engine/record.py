@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..backend import get_array_module
 
 
 #: rows an ``EpochRecord`` holds before it folds them into its running totals
@@ -29,12 +28,12 @@ class EpochRecord:
 
     ``batch()`` and ``epoch()`` read what ``StepSums`` (below) reads for any other loss."""
 
-    def __init__(self, samples, batch_size, dtype, label_dtype, xp=np):
+    def __init__(self, samples, batch_size, dtype, label_dtype):
         rows = max(min(samples, CAPACITY), batch_size)
-        self.s = xp.empty(rows, dtype)
-        self.zy = xp.empty(rows, dtype)
-        self.pred = xp.empty(rows, np.intp)
-        self.labels = xp.empty(rows, label_dtype)
+        self.s = np.empty(rows, dtype)
+        self.zy = np.empty(rows, dtype)
+        self.pred = np.empty(rows, np.intp)
+        self.labels = np.empty(rows, label_dtype)
         self.begin()
 
     def begin(self):
@@ -63,10 +62,9 @@ class EpochRecord:
         self.penalty += penalty * (self.stop - self.start)
 
     def _totals(self, lo, hi):
-        xp = get_array_module(self.s)
         s, zy = self.s[lo:hi], self.zy[lo:hi]
-        loss = float(xp.add.reduce(xp.log(s), dtype=np.float64)) - float(xp.add.reduce(zy, dtype=np.float64))
-        hits = int(xp.count_nonzero(self.pred[lo:hi] == self.labels[lo:hi]))
+        loss = float(np.add.reduce(np.log(s), dtype=np.float64)) - float(np.add.reduce(zy, dtype=np.float64))
+        hits = int(np.count_nonzero(self.pred[lo:hi] == self.labels[lo:hi]))
         return loss, hits
 
     def batch(self):
@@ -83,10 +81,9 @@ class EpochRecord:
         """The last batch's mean loss + penalty reduced as the kernel's per-step value is, in the
         model's dtype (a float32 sum that overflows is inf here too): what decides whether a step
         whose probe was not finite is refused."""
-        xp = get_array_module(self.s)
         s, zy = self.s[self.start:self.stop], self.zy[self.start:self.stop]
         with np.errstate(over="ignore", invalid="ignore"):
-            value = float(xp.add.reduce(xp.log(s)) - xp.add.reduce(zy))
+            value = float(np.add.reduce(np.log(s)) - np.add.reduce(zy))
         return value / (self.stop - self.start) + self.last_penalty
 
 
