@@ -287,3 +287,15 @@ def test_isolated_worker_records_the_host_speed():
                                       rounds=2, data="random", timeout=120, probe_ref=1e-9)
     assert "error" not in r, r
     assert len(r["host_speed"]) == 2 and r["host_speed_best"] > 1  # (a tiny reference: any reading is fast)
+
+
+@pytest.mark.parametrize("tool", ["profile_fit", "floor"])
+@pytest.mark.parametrize("args, flag", [(["--threads", "two"], "--threads"), (["--samples", "-5"], "--samples")])
+def test_profile_and_floor_tools_refuse_bad_numbers_in_one_line(tool, args, flag, capsys):
+    import importlib
+
+    main = importlib.import_module(f"benchlab.{tool}").main
+    with pytest.raises(SystemExit) as e:
+        main(args)
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and f"argument {flag}: expected" in err and "Traceback" not in err

@@ -107,9 +107,10 @@ def compare(data: dict, threads: int, rounds: int, wl=HEADLINE, contenders=("scr
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--threads", default="1", help="comma-separated BLAS/torch thread counts (default 1)")
-    ap.add_argument("--rounds", type=int, default=5)
-    ap.add_argument("--samples", type=int, default=common.N_TRAIN)
+    ap.add_argument("--threads", type=common.whole_numbers, default="1",
+                    help="comma-separated BLAS/torch thread counts (default 1)")
+    ap.add_argument("--rounds", type=common.whole_number, default=5)
+    ap.add_argument("--samples", type=common.whole_number, default=common.N_TRAIN)
     ap.add_argument("--data-dir", help="folder holding the MNIST files")
     ap.add_argument("--random-data", action="store_true", help="random images of MNIST's shape (speed only)")
     ap.add_argument("--json", help="also write the results here")
@@ -117,7 +118,7 @@ def main(argv=None):
     machine.warn_openblas_env()
     data = common.load_data(args.samples, 2000, data_dir=args.data_dir, random=args.random_data)
     results = []
-    for t in (int(s) for s in args.threads.split(",")):
+    for t in args.threads:
         r = compare(data, t, args.rounds)
         results.append(r)
         floor = r["epoch_s"]["numpy"]

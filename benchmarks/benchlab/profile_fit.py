@@ -192,8 +192,8 @@ def sampling_profile(data) -> str:
 
 def main(argv=None, default_out=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--samples", type=int, default=common.N_TRAIN)
+    ap.add_argument("--threads", type=common.whole_number, default=1)
+    ap.add_argument("--samples", type=common.whole_number, default=common.N_TRAIN)
     ap.add_argument("--data-dir", help="folder holding the MNIST files")
     ap.add_argument("--out", default=default_out or "profile_fit", help="output path without suffix")
     args = ap.parse_args(argv)
