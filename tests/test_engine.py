@@ -112,6 +112,44 @@ def test_batch_norm_kernel_equals_the_plain_backward(rng, norm, shape):
             np.testing.assert_allclose(twin.buffers[k], plain.buffers[k], rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.parametrize("norm, shape, shares", [(BatchNorm, (12, 5), (5, 7)), (BatchNorm2D, (7, 3, 4, 4), (2, 5)),
+                                                  (BatchNorm2D, (9, 3, 4, 4), (3, 3, 3))])
+def test_batch_norm_on_a_split_batch_equals_the_plain_code_on_the_whole_batch(rng, norm, shape, shares):
+    """Each thread centers its share on its own mean; one exchange combines the shares' moments (their
+    means far apart here), and the backward's sums are exchanged once. Two steps in a row: the exchange
+    alternates between two slots."""
+    plain = norm()
+    plain.build(shape[1:], np.float64)
+    plain.params["gamma"][...] = rng.uniform(0.5, 2, shape[1])
+    plain.params["beta"][...] = rng.standard_normal(shape[1])
+    twins = [norm() for _ in shares]
+    for twin in twins:
+        twin.build(shape[1:], np.float64)
+        for k in plain.params:
+            twin.params[k][...] = plain.params[k]
+    group, edges = threads.SyncGroup(len(shares)), np.cumsum((0,) + shares)
+    group.samples = shape[0]
+    for step in range(2):
+        x, dy = rng.standard_normal(shape) * 3 + 5, rng.standard_normal(shape)
+        x[:shares[0]] += 40 * (step + 1)
+        if x.ndim == 4:  # channels-last, as Conv2D hands images on
+            x = np.ascontiguousarray(x.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
+
+        def share(k):
+            a, b = edges[k], edges[k + 1]
+            y = kernels.batchnorm_forward(twins[k], x[a:b], True, sync=(group, k))
+            return y, kernels.batchnorm_backward(twins[k], dy[a:b], True, None, sync=(group, k))
+
+        parts = threads.run([lambda k=k: share(k) for k in range(len(shares))])
+        y, dx = plain.forward(x, training=True), plain.backward(dy)
+        np.testing.assert_allclose(np.concatenate([p[0] for p in parts]), y, **F64)
+        np.testing.assert_allclose(np.concatenate([p[1] for p in parts]), dx, **F64)
+        for k in plain.grads:  # each thread keeps its share's gradient: they add up to the batch's
+            np.testing.assert_allclose(sum(t.grads[k] for t in twins), plain.grads[k], **F64)
+        for k in plain.buffers:  # the first thread updates the running statistics
+            np.testing.assert_allclose(twins[0].buffers[k], plain.buffers[k], **F64)
+
+
 @pytest.mark.parametrize("n, c", [(1, 3), (32, 10), (500, 10), (64, 40)])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_softmax_cross_entropy_kernel_equals_the_plain_loss(rng, n, c, dtype):

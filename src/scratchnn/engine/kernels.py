@@ -263,9 +263,49 @@ def _allsum(sync, value):
     return value if sync is None else sync[0].allsum(sync[1], value)
 
 
+class _Centered:
+    """What the engine's batch-norm forward keeps for backward on channels-last memory: ``xc``, the
+    input minus the mean of this thread's share, as ``(rows, C)`` (``like``: the input's shape over it); ``shift``, the batch mean
+    minus that mean (None on one thread, where it is zero); ``inv_std``; ``m``. The normalized input
+    ``xhat = (xc - shift) * inv_std`` is never written out: forward computes
+    ``y = xc * (gamma inv_std) + (beta - shift gamma inv_std)`` and backward folds the same
+    per-channel factors into its passes."""
+
+    __slots__ = ("xc", "like", "shift", "inv_std", "m")
+
+    def __init__(self, xc, like, shift, inv_std, m):
+        self.xc, self.like, self.shift, self.inv_std, self.m = xc, like, shift, inv_std, m
+
+
+def _moments(X, xc, m, sync):
+    """``(mean, var, shift)`` per column of the whole batch, having written ``X`` minus this share's own
+    column means into ``xc``.
+
+    One thread: ``mean`` and ``var`` are the two-pass ones of the plain code, ``shift`` is None. On a
+    split batch each thread sums its share and its squared deviations from its own mean ``M2_i``, and
+    one exchange gives the batch's: ``M2 = sum(M2_i + n_i (mean_i - mean)^2)`` (Chan, Golub & LeVeque),
+    as stable as the two passes and one synchronization instead of two."""
+    n = len(X)
+    s = row_sum(X.T)
+    own_mean = s / X.dtype.type(n)
+    w = _Wide(X)
+    np.subtract(w(X), w.tile(own_mean), out=w(xc))
+    M2 = row_sum(np.multiply(xc, xc, out=buffers.scratch("squares", X.shape, X.dtype)).T)
+    if sync is None:
+        return own_mean, M2 / X.dtype.type(m), None
+    parts = sync[0].gather(sync[1], (n, s, M2))  # every thread adds up the same parts in the same order
+    mean = sum(p[1] for p in parts) / X.dtype.type(m)
+    total = None
+    for k, s_k, M2_k in parts:
+        d = s_k / X.dtype.type(k) - mean
+        term = M2_k + X.dtype.type(k) * d * d
+        total = term if total is None else total + term
+    return mean, total / X.dtype.type(m), mean - own_mean
+
+
 def batchnorm_forward(layer, x, training, sync=None):
     """``BatchNorm.forward``; with ``sync = (SyncGroup, thread index)`` on a thread's share of a split
-    batch, the statistics are those of the whole batch (added up across the threads)."""
+    batch, the statistics are those of the whole batch (synchronized across the threads)."""
     X = _channel_rows(x) if training else None
     if X is None and (not training or sync is None):
         return layer.forward(x, training)
@@ -283,29 +323,63 @@ def batchnorm_forward(layer, x, training, sync=None):
         inv_std = 1.0 / xp.sqrt(var + x.dtype.type(layer.eps))
         xhat = xc * inv_std.reshape(bshape)
         y = xhat * layer.params["gamma"].reshape(bshape) + layer.params["beta"].reshape(bshape)
+        layer._cache = (xhat, inv_std, axes, bshape, m)
     else:
+        xc = buffers.kept(layer, "centered", X.shape, X.dtype)  # the cache, until backward
+        mean, var, shift = _moments(X, xc, m, sync)
+        inv_std = 1.0 / np.sqrt(var + x.dtype.type(layer.eps))
+        scale = layer.params["gamma"] * inv_std
+        offset = layer.params["beta"] if shift is None else layer.params["beta"] - shift * scale
         # per-channel vectors are tiled to whole rows of a wider view (``_Wide``): NumPy broadcasts a
         # C-vector over short rows of C values ~1.5x slower than over rows of ~1,000
         w = _Wide(X)
-        mean = _allsum(sync, row_sum(X.T)) / m
-        xhat = buffers.kept(layer, "xhat", X.shape, X.dtype)  # the cache, until backward
-        np.subtract(w(X), w.tile(mean), out=w(xhat))
-        sq = np.multiply(xhat, xhat, out=buffers.scratch("squares", X.shape, X.dtype))
-        var = _allsum(sync, row_sum(sq.T)) / m
-        inv_std = 1.0 / np.sqrt(var + x.dtype.type(layer.eps))
-        w(xhat)[...] *= w.tile(inv_std)
         y = np.empty_like(X)
-        np.multiply(w(xhat), w.tile(layer.params["gamma"]), out=w(y))
-        w(y)[...] += w.tile(layer.params["beta"])
-        xhat, y = _like(xhat, x), _like(y, x)
+        np.multiply(w(xc), w.tile(scale), out=w(y))
+        w(y)[...] += w.tile(offset)
+        layer._cache = _Centered(xc, _like(xc, x), shift, inv_std, m)
+        y = _like(y, x)
     if sync is None or sync[1] == 0:  # one thread updates the running statistics
         layer._update_running(mean, var, m)
-    layer._cache = (xhat, inv_std, axes, bshape, m)
     return y
 
 
 def batchnorm_backward(layer, dy, need_dx, step, sync=None):
-    xhat, inv_std, axes, bshape, m = layer._require_cache()
+    cache = layer._require_cache()
+    if type(cache) is not _Centered:  # the plain forward's cache
+        return _batchnorm_backward_cached(layer, dy, need_dx, sync, *cache)
+    Xc, shift, inv_std, m = cache.xc, cache.shift, cache.inv_std, cache.m
+    D = _channel_rows(dy)
+    if D is None:  # dy in another layout: one copy into channels-last rows
+        D = np.ascontiguousarray(dy if dy.ndim == 2 else dy.transpose(0, 2, 3, 1)).reshape(Xc.shape)
+    t = np.multiply(D, Xc, out=buffers.scratch("products", D.shape, D.dtype))
+    dbeta = row_sum(D.T)
+    # sum(dy xhat) = inv_std (sum(dy xc) - shift sum(dy))
+    dgamma = row_sum(t.T) if shift is None else row_sum(t.T) - shift * dbeta
+    dgamma *= inv_std
+    layer.grads["beta"][...] = dbeta
+    layer.grads["gamma"][...] = dgamma
+    if not need_dx:
+        return None
+    c = len(inv_std)
+    # whole-batch sums; this thread's grads keep its own share (added up later)
+    sums = _allsum(sync, np.concatenate((dbeta, dgamma)))
+    dbeta, dgamma = sums[:c], sums[c:]
+    # dx = gamma / (m sigma) * (m dy - sum(dy) - xhat * sum(dy xhat)),  xhat = (xc - shift) inv_std
+    #    = (k m) dy - (k inv_std sum(dy xhat)) xc + k (inv_std sum(dy xhat) shift - sum(dy)),
+    # with k = gamma inv_std / m
+    k = layer.params["gamma"] * inv_std / D.dtype.type(m)
+    b = k * inv_std * dgamma
+    w = _Wide(D)
+    dx = np.empty_like(D)
+    np.multiply(w(D), w.tile(k * D.dtype.type(m)), out=w(dx))
+    np.multiply(w(Xc), w.tile(b), out=w(t))
+    dx -= t
+    w(dx)[...] -= w.tile(k * dbeta if shift is None else k * dbeta - b * shift)
+    return _like(dx, cache.like)
+
+
+def _batchnorm_backward_cached(layer, dy, need_dx, sync, xhat, inv_std, axes, bshape, m):
+    """Backward after the plain forward (or the engine's forward on a layout without a matrix view)."""
     Xh = _channel_rows(xhat)
     if Xh is None:
         return _batchnorm_backward_axes(layer, dy, need_dx, sync, xhat, inv_std, axes, bshape, m)
@@ -318,7 +392,6 @@ def batchnorm_backward(layer, dy, need_dx, step, sync=None):
     if not need_dx:
         return None
     c = len(inv_std)
-    # whole-batch sums; this thread's grads keep its own share (added up later)
     sums = _allsum(sync, np.concatenate((layer.grads["beta"], layer.grads["gamma"])))
     dbeta, dgamma = sums[:c], sums[c:]
     # dx = gamma / (m sigma) * (m dy - sum(dy) - xhat * sum(dy xhat)),

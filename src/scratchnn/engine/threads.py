@@ -15,10 +15,11 @@ This is data parallelism inside one process:
   single-threaded step: the library's optimizers (whose ``step`` is ``update`` per parameter)
   with the layers shared out among the threads, any other through its own ``step``.
 
-Batch normalization couples the samples of a batch: its kernel for split batches
-(``kernels.batchnorm_split``) adds the per-thread sums through a ``SyncGroup`` before using them,
-so every thread normalizes with the statistics of the whole batch, exactly as on one thread
-(synchronized batch norm); only the first thread updates the running statistics.
+Batch normalization couples the samples of a batch: its kernels for split batches
+(``kernels.batchnorm_forward`` and ``batchnorm_backward`` with ``sync``) exchange the per-thread sums
+through a ``SyncGroup`` before using them (one exchange per pass), so every thread normalizes with the
+statistics of the whole batch, as on one thread (synchronized batch norm); only the first thread
+updates the running statistics.
 Inference has no such coupling: large ``predict`` batches are split the same way.
 
 Random layers (``Dropout``, ``RandomShift``) draw from their own generator in every
@@ -160,22 +161,33 @@ def run(tasks):
 
 
 class SyncGroup:
-    """Adds up arrays across the threads of one split batch, so that batch normalization
-    sees the statistics of the whole batch (synchronized batch norm)."""
+    """Exchanges arrays across the threads of one split batch, so that batch normalization sees the
+    statistics of the whole batch (synchronized batch norm).
+
+    One barrier per exchange: the parts alternate between two slots, so a thread writing its next
+    part never overwrites one that a slower thread is still reading (to reach the exchange after
+    next, it must pass the next barrier, which the slower thread reaches only when done reading)."""
 
     def __init__(self, n: int):
-        self.parts = [None] * n
+        self.slots = ([None] * n, [None] * n)
+        self.calls = [0] * n  # exchanges each thread has made: which slot it uses next
         self.barrier = threading.Barrier(n)
         self.samples = 0  # samples of the whole batch (set before each split step)
 
-    def allsum(self, index: int, a):
-        """Sum of the ``a`` every thread passes; each thread calls it with its own ``index``."""
-        self.parts[index] = a
+    def gather(self, index: int, a) -> list:
+        """The ``a`` of every thread, in thread order; each thread calls it with its own ``index``."""
+        parts = self.slots[self.calls[index] & 1]
+        self.calls[index] += 1
+        parts[index] = a
         self.barrier.wait()
-        total = self.parts[0]
-        for p in self.parts[1:]:
+        return list(parts)
+
+    def allsum(self, index: int, a):
+        """Sum of the ``a`` every thread passes, added in the same order on every thread."""
+        parts = self.gather(index, a)
+        total = parts[0]
+        for p in parts[1:]:
             total = total + p
-        self.barrier.wait()  # all have read the parts before any thread writes its next one
         return total
 
 
