@@ -9,7 +9,8 @@ caches or threads), trees alternating; the best time of each is kept and the new
 Workloads (random data of MNIST's shape; speed only): ``mlp-b32`` (784-100-200-10, SGD, batch 32),
 ``mlp-b8``, ``mlp-b1`` (1,000 steps), ``wide-b512`` (784-1024-1024-10, SGD, batch 512), ``adam-bn``
 (784-512-256-10 with batch norm and dropout, Adam, batch 128), ``cnn`` (the suite's CNN, Adam, batch 64,
-1,280 samples), ``infer-b1`` / ``infer-b1000`` (the MLP's predict).
+1,280 samples), ``cnn-bn`` (the cnn-bn preset's network without its augmentation, Adam, batch 64, 1,280
+samples), ``infer-b1`` / ``infer-b1000`` (the MLP's predict).
 """
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ WORKER = r'''
 import json, sys, time
 import numpy as np
 import scratchnn as snn
-from scratchnn.layers import BatchNorm, Conv2D, Dense, Dropout, Flatten, MaxPool2D, ReLU
+from scratchnn.layers import BatchNorm, BatchNorm2D, Conv2D, Dense, Dropout, Flatten, MaxPool2D, ReLU
 from scratchnn.optimizers import SGD, Adam
 
 name, threads = sys.argv[1], int(sys.argv[2])
@@ -54,7 +55,8 @@ if name.startswith("infer"):
     sys.exit()
 spec = {"mlp-b32": ([100, 200], SGD(0.01), 32, 50000), "mlp-b8": ([100, 200], SGD(0.01), 8, 12000),
         "mlp-b1": ([100, 200], SGD(0.01), 1, 1000), "wide-b512": ([1024, 1024], SGD(0.01), 512, 20480),
-        "adam-bn": (None, Adam(1e-3), 128, 25600), "cnn": (None, Adam(1e-3), 64, 1280)}[name]
+        "adam-bn": (None, Adam(1e-3), 128, 25600), "cnn": (None, Adam(1e-3), 64, 1280),
+        "cnn-bn": (None, Adam(3e-3), 64, 1280)}[name]
 widths, opt, batch, n = spec
 if name == "adam-bn":
     m = snn.Sequential([Flatten(), Dense(512, use_bias=False), BatchNorm(), ReLU(), Dropout(0.2),
@@ -62,6 +64,12 @@ if name == "adam-bn":
 elif name == "cnn":
     m = snn.Sequential([Conv2D(32, 3, padding="same"), ReLU(), MaxPool2D(2), Conv2D(64, 3, padding="same"), ReLU(),
                         MaxPool2D(2), Flatten(), Dense(128, init="he_normal"), ReLU(), Dropout(0.3), Dense(10)])
+elif name == "cnn-bn":  # the cnn-bn preset's network, without its augmentation
+    layers = []
+    for c in (32, 64, 128):
+        layers += [Conv2D(c, 3, padding="same", use_bias=False), BatchNorm2D(), ReLU(), MaxPool2D(2)]
+    m = snn.Sequential(layers + [Flatten(), Dense(128, init="he_normal", use_bias=False), BatchNorm(), ReLU(),
+                                 Dropout(0.4), Dense(10)])
 else:
     m = mlp(widths)
 m.compile(opt, "softmax_cross_entropy")
@@ -73,7 +81,7 @@ m.fit(X, y, epochs=1, batch_size=batch, verbose=0)
 print(json.dumps({"seconds": (time.perf_counter() - t0) * 50000 / n}))
 '''
 
-WORKLOADS = ["mlp-b32", "mlp-b8", "mlp-b1", "wide-b512", "adam-bn", "cnn", "infer-b1", "infer-b1000"]
+WORKLOADS = ["mlp-b32", "mlp-b8", "mlp-b1", "wide-b512", "adam-bn", "cnn", "cnn-bn", "infer-b1", "infer-b1000"]
 
 
 def run(tree, name, threads):

@@ -45,7 +45,8 @@ GEOMETRIES = [  # (N, H, W, padding): even and odd outputs, asymmetric and wide 
 @pytest.mark.parametrize("dtype, limit", [(np.float64, 1e-12), (np.float32, 1e-5)])
 @pytest.mark.parametrize("use_bias", [True, False])
 @pytest.mark.parametrize("layout", ["nchw", "channels_last"])
-def test_winograd_equals_im2col(n, h, w, padding, dtype, limit, use_bias, layout):
+def test_winograd_equals_im2col(n, h, w, padding, dtype, limit, use_bias, layout, monkeypatch):
+    monkeypatch.setattr(winograd, "EVEN_OUTPUTS_ONLY", False)  # the algorithm handles odd outputs too
     rng = np.random.default_rng(1)
     x = rng.standard_normal((n, C, h, w)).astype(dtype)
     if layout == "channels_last":
@@ -85,6 +86,8 @@ def test_the_lowest_layer_skips_the_input_gradient_and_inference_keeps_no_cache(
     (lambda: Conv2D(4, 3, stride=2, in_channels=C), (2, C, 9, 9)),  # stride 2
     (lambda: Conv2D(4, 5, padding=2, in_channels=C), (2, C, 9, 9)),  # 5x5
     (lambda: Conv2D(4, 3, in_channels=C - 1), (2, C - 1, 9, 9)),  # too few channels to pay
+    (lambda: Conv2D(4, 3, padding="same", in_channels=C), (2, C, 7, 7)),  # odd output: part of its tiles wasted
+    (lambda: Conv2D(4, 3, in_channels=C), (2, C, 8, 9)),  # odd output width
 ])
 def test_other_convolutions_take_im2col(make, x_shape):
     layer = make()

@@ -7,8 +7,8 @@ Everything scratchnn does for speed is here, and only here:
   softmax cross-entropy, looked up by the layer's exact class; any other layer runs its own
   plain ``forward``/``backward``. ``register_kernel`` is the hook for a layer of your own;
 - **Winograd convolutions** (``winograd.py``): 3x3, stride-1 ``Conv2D`` layers of 16 or more
-  input channels by minimal filtering F(2x2, 3x3), 2.25x fewer multiplications than im2col, with
-  their large temporaries reused from step to step;
+  input channels and an even output size by minimal filtering F(2x2, 3x3), 2.25x fewer
+  multiplications than im2col, with their large temporaries reused from step to step;
 - **the lowest trainable layer computes no input gradient** (nothing below it needs one);
 - **ReLU then max-pooling runs as max-pooling then ReLU** (``plan.swap_relu_and_max_pool``): the
   same values and gradients, with the ReLU on a quarter of the values;

@@ -217,8 +217,8 @@ def _column_sums(rows):
 
 
 def conv_forward(layer, x, training):
-    """Winograd F(2x2, 3x3) for 3x3, stride-1 convolutions of enough channels (``winograd.py``),
-    else the layer's im2col forward."""
+    """Winograd F(2x2, 3x3) for 3x3, stride-1 convolutions of enough channels and an even output size
+    (``winograd.applies``), else the layer's im2col forward."""
     if x.ndim == 4 and layer.built and x.shape[1] == layer.in_channels and winograd.applies(layer, x):
         return winograd.forward(layer, x, training)
     return layer.forward(x, training)
