@@ -11,6 +11,7 @@ to the largest im2col buffer. There is no NumPy floor for the CNN.
 from __future__ import annotations
 
 import dataclasses
+import threading
 import tracemalloc
 from dataclasses import dataclass
 
@@ -110,14 +111,18 @@ def peak_step_memory(model, X, y, batch: int = BATCH) -> dict:
     """Peak traced NumPy memory of one of ``fit``'s training steps (tracemalloc sees NumPy buffers),
     the buffers the engine reuses from step to step included: they are released before the traced
     step, which makes them again. One-time state (the optimizer's moments) is made before."""
-    from scratchnn.engine import FastEngine, buffers
+    from scratchnn.engine import FastEngine, buffers, threads
 
     X = common.as_images(X)
     xb, yb = X[:batch], y[:batch]
     with FastEngine(model, len(xb), xb.shape[1:], yb.shape[1:], yb.dtype) as eng:
         eng.begin_epoch()
         eng.step(xb, yb)
-        buffers.release()
+        # every thread's buffers (each thread of a split batch keeps its own scratch buffers): the
+        # barrier holds each release on its own thread until all have run
+        shards = eng.replicas.shards if eng.replicas is not None else 1
+        gate = threading.Barrier(shards)
+        threads.run([lambda: (buffers.release(), gate.wait())] * shards)
         tracemalloc.start()
         eng.step(xb, yb)
         peak = tracemalloc.get_traced_memory()[1]

@@ -269,7 +269,7 @@ class _Centered:
     minus that mean (None on one thread, where it is zero); ``inv_std``; ``m``. The normalized input
     ``xhat = (xc - shift) * inv_std`` is never written out: forward computes
     ``y = xc * (gamma inv_std) + (beta - shift gamma inv_std)`` and backward folds the same
-    per-channel factors into its passes."""
+    per-channel factors into its passes, consuming the cache (it overwrites ``xc``)."""
 
     __slots__ = ("xc", "like", "shift", "inv_std", "m")
 
@@ -277,9 +277,9 @@ class _Centered:
         self.xc, self.like, self.shift, self.inv_std, self.m = xc, like, shift, inv_std, m
 
 
-def _moments(X, xc, m, sync):
+def _moments(X, xc, m, sync, squares):
     """``(mean, var, shift)`` per column of the whole batch, having written ``X`` minus this share's own
-    column means into ``xc``.
+    column means into ``xc`` (``squares``: room for a temporary of ``X``'s shape).
 
     One thread: ``mean`` and ``var`` are the two-pass ones of the plain code, ``shift`` is None. On a
     split batch each thread sums its share and its squared deviations from its own mean ``M2_i``, and
@@ -290,7 +290,7 @@ def _moments(X, xc, m, sync):
     own_mean = s / X.dtype.type(n)
     w = _Wide(X)
     np.subtract(w(X), w.tile(own_mean), out=w(xc))
-    M2 = row_sum(np.multiply(xc, xc, out=buffers.scratch("squares", X.shape, X.dtype)).T)
+    M2 = row_sum(np.multiply(xc, xc, out=squares).T)
     if sync is None:
         return own_mean, M2 / X.dtype.type(m), None
     parts = sync[0].gather(sync[1], (n, s, M2))  # every thread adds up the same parts in the same order
@@ -326,14 +326,14 @@ def batchnorm_forward(layer, x, training, sync=None):
         layer._cache = (xhat, inv_std, axes, bshape, m)
     else:
         xc = buffers.kept(layer, "centered", X.shape, X.dtype)  # the cache, until backward
-        mean, var, shift = _moments(X, xc, m, sync)
+        y = np.empty_like(X)  # holds the squares first: no temporary of the map's size
+        mean, var, shift = _moments(X, xc, m, sync, y)
         inv_std = 1.0 / np.sqrt(var + x.dtype.type(layer.eps))
         scale = layer.params["gamma"] * inv_std
         offset = layer.params["beta"] if shift is None else layer.params["beta"] - shift * scale
         # per-channel vectors are tiled to whole rows of a wider view (``_Wide``): NumPy broadcasts a
         # C-vector over short rows of C values ~1.5x slower than over rows of ~1,000
         w = _Wide(X)
-        y = np.empty_like(X)
         np.multiply(w(xc), w.tile(scale), out=w(y))
         w(y)[...] += w.tile(offset)
         layer._cache = _Centered(xc, _like(xc, x), shift, inv_std, m)
@@ -351,7 +351,10 @@ def batchnorm_backward(layer, dy, need_dx, step, sync=None):
     D = _channel_rows(dy)
     if D is None:  # dy in another layout: one copy into channels-last rows
         D = np.ascontiguousarray(dy if dy.ndim == 2 else dy.transpose(0, 2, 3, 1)).reshape(Xc.shape)
-    t = np.multiply(D, Xc, out=buffers.scratch("products", D.shape, D.dtype))
+    layer._cache = None  # consumed: xc is overwritten below
+    # the products dy * xc go where dx will be (no temporary of the map's size)
+    dx = np.empty_like(D) if need_dx else buffers.scratch("products", D.shape, D.dtype)
+    t = np.multiply(D, Xc, out=dx)
     dbeta = row_sum(D.T)
     # sum(dy xhat) = inv_std (sum(dy xc) - shift sum(dy))
     dgamma = row_sum(t.T) if shift is None else row_sum(t.T) - shift * dbeta
@@ -370,11 +373,11 @@ def batchnorm_backward(layer, dy, need_dx, step, sync=None):
     k = layer.params["gamma"] * inv_std / D.dtype.type(m)
     b = k * inv_std * dgamma
     w = _Wide(D)
-    dx = np.empty_like(D)
     np.multiply(w(D), w.tile(k * D.dtype.type(m)), out=w(dx))
-    np.multiply(w(Xc), w.tile(b), out=w(t))
-    dx -= t
-    w(dx)[...] -= w.tile(k * dbeta if shift is None else k * dbeta - b * shift)
+    # xc (this layer's own buffer, not needed after this) becomes the rest: -b xc + constant
+    np.multiply(w(Xc), w.tile(-b), out=w(Xc))
+    w(Xc)[...] -= w.tile(k * dbeta if shift is None else k * dbeta - b * shift)
+    dx += Xc
     return _like(dx, cache.like)
 
 
