@@ -450,6 +450,50 @@ def test_batches_are_split_only_across_layers_known_to_allow_it(split, layer):
     assert_same_weights(fast, ref, F64)
 
 
+class KeepsItsGradient(Layer):
+    """A user's layer that keeps the input gradient it returns (allowed: only writing into dy is not)."""
+
+    def forward(self, x, training=False):
+        self._cache = True
+        return x.copy()
+
+    def backward(self, dy):
+        self.kept = dy * 1.0
+        return self.kept
+
+
+def test_batch_norm_overwrites_only_gradients_of_the_librarys_own_layers(rng, one_thread):
+    """The engine's batch norm computes its input gradient in its dy when the layer above is one of the
+    library's (fresh arrays nobody keeps), never a user's layer or a user's kernel."""
+    assert kernels.returns_fresh(ReLU()) and kernels.returns_fresh(Dense(3)) and kernels.returns_fresh(MaxPool2D(2))
+    assert not kernels.returns_fresh(KeepsItsGradient())
+    X, y = _data((6,), n=32)
+
+    def make():
+        return snn.Sequential([Dense(8), BatchNorm(), KeepsItsGradient(), Dense(3)])
+
+    fast, ref = train_both(make, X, y, "float64", optimizer=Adam(1e-2), loss="softmax_cross_entropy")
+    assert_same_weights(fast, ref, F64)
+    dy = rng.standard_normal((4, 8))
+    plan = engine.Plan(fast)  # batch norm's forward and backward as the engine runs them
+    plan.forward[1](rng.standard_normal((4, 8)), training=True)
+    fast.layers[2].forward(np.zeros((4, 8)), training=True)
+    kept = fast.layers[2].backward(dy)
+    plan.backward[-2](kept)
+    np.testing.assert_array_equal(fast.layers[2].kept, dy)  # the user's kept gradient is intact
+    saved = kernels.BACKWARD[ReLU] if ReLU in kernels.BACKWARD else None
+    try:  # a kernel of the user's for a library class: its results are not the library's to overwrite
+        kernels.register_kernel(ReLU, backward=lambda layer, dy, need_dx, step: layer.backward(dy))
+        assert not kernels.returns_fresh(ReLU())
+    finally:
+        if saved is None:
+            kernels.BACKWARD.pop(ReLU)
+            kernels.DIRECT_KEYS.pop(ReLU)
+        else:
+            kernels.BACKWARD[ReLU] = saved
+    assert kernels.returns_fresh(ReLU())
+
+
 def test_a_refused_step_leaves_the_weights_alone_with_plain_sgd(one_thread):
     from scratchnn.engine import blas
 

@@ -343,21 +343,38 @@ def batchnorm_forward(layer, x, training, sync=None):
     return y
 
 
-def batchnorm_backward(layer, dy, need_dx, step, sync=None):
+def _column_dots(A, B):
+    """Per-column sums of ``A * B`` for two ``(rows, C)`` matrices: blocks of rows multiplied into a
+    temporary of at most 2 MB (which stays in cache) and each summed by a matrix-vector product."""
+    rows, c = A.shape
+    block = max(1, (1 << 19) // c)
+    t = buffers.scratch("products", (min(rows, block), c), A.dtype)
+    total = None
+    for a in range(0, rows, block):
+        b = min(rows, a + block)
+        part = row_sum(np.multiply(A[a:b], B[a:b], out=t[:b - a]).T)
+        total = part if total is None else total + part
+    return total
+
+
+def batchnorm_backward(layer, dy, need_dx, step, sync=None, owned=False):
+    """``BatchNorm.backward``; with ``owned`` (the plan's word that ``dy`` is a fresh array of the step
+    that nothing else refers to: a library layer's input gradient) the input gradient is computed in
+    ``dy``'s memory."""
     cache = layer._require_cache()
     if type(cache) is not _Centered:  # the plain forward's cache
         return _batchnorm_backward_cached(layer, dy, need_dx, sync, *cache)
     Xc, shift, inv_std, m = cache.xc, cache.shift, cache.inv_std, cache.m
     D = _channel_rows(dy)
-    if D is None:  # dy in another layout: one copy into channels-last rows
+    if D is None:  # dy in another layout: one copy into channels-last rows (ours to overwrite)
         D = np.ascontiguousarray(dy if dy.ndim == 2 else dy.transpose(0, 2, 3, 1)).reshape(Xc.shape)
+        owned = True
     layer._cache = None  # consumed: xc is overwritten below
-    # the products dy * xc go where dx will be (no temporary of the map's size)
-    dx = np.empty_like(D) if need_dx else buffers.scratch("products", D.shape, D.dtype)
-    t = np.multiply(D, Xc, out=dx)
     dbeta = row_sum(D.T)
     # sum(dy xhat) = inv_std (sum(dy xc) - shift sum(dy))
-    dgamma = row_sum(t.T) if shift is None else row_sum(t.T) - shift * dbeta
+    dgamma = _column_dots(D, Xc)
+    if shift is not None:
+        dgamma -= shift * dbeta
     dgamma *= inv_std
     layer.grads["beta"][...] = dbeta
     layer.grads["gamma"][...] = dgamma
@@ -373,6 +390,7 @@ def batchnorm_backward(layer, dy, need_dx, step, sync=None):
     k = layer.params["gamma"] * inv_std / D.dtype.type(m)
     b = k * inv_std * dgamma
     w = _Wide(D)
+    dx = D if owned else np.empty_like(D)
     np.multiply(w(D), w.tile(k * D.dtype.type(m)), out=w(dx))
     # xc (this layer's own buffer, not needed after this) becomes the rest: -b xc + constant
     np.multiply(w(Xc), w.tile(-b), out=w(Xc))
@@ -492,3 +510,13 @@ register_kernel(BatchNorm2D, forward=batchnorm_forward, backward=batchnorm_backw
 LOSSES[SoftmaxCrossEntropy] = softmax_cross_entropy
 SYNCED.update({BatchNorm, BatchNorm2D})
 SAMPLE_WISE.update(cls for cls in LAYERS.values() if cls not in SYNCED)  # the library's own (registered) layers
+# the library's own layer classes and backward kernels (registered before any user code runs)
+_OWN_BACKWARD = {cls: BACKWARD.get(cls) for cls in LAYERS.values()}
+
+
+def returns_fresh(layer) -> bool:
+    """Whether the engine's backward of ``layer`` returns a fresh array that nothing keeps a reference
+    to, so the layer below may overwrite it: true of the library's own layers with the library's
+    kernels (a layer or kernel of your own may keep what it returns)."""
+    cls = type(layer)
+    return cls in _OWN_BACKWARD and BACKWARD.get(cls) is _OWN_BACKWARD[cls]

@@ -20,11 +20,12 @@ def forward_fn(layer, training_split=None):
     return layer.forward if kernel is None else partial(kernel, layer)
 
 
-def backward_fn(layer, need_dx=True, step=None, sync=None):
+def backward_fn(layer, need_dx=True, step=None, sync=None, owned=False):
     """``f(dy) -> dx`` running ``layer``'s backward (its kernel when it has one); ``need_dx=False``
-    may skip the input gradient (then returns None)."""
-    if sync is not None and type(layer) in kernels.SYNCED:
-        return partial(kernels.batchnorm_backward, layer, need_dx=need_dx, step=None, sync=sync)
+    may skip the input gradient (then returns None). ``owned``: the ``dy`` it will receive is the
+    step's own array, which batch normalization's kernel may overwrite (see ``Plan``)."""
+    if type(layer) in kernels.SYNCED:
+        return partial(kernels.batchnorm_backward, layer, need_dx=need_dx, step=None, sync=sync, owned=owned)
     kernel = kernels.BACKWARD.get(type(layer))
     if kernel is not None:
         return partial(kernel, layer, need_dx=need_dx, step=step)
@@ -99,9 +100,11 @@ class Plan:
         self.sgd_step = step if not self.refresh else None
         self.sgd_pairs = [(p, self.grads[k]) for k, p in self.params.items()] if self.sgd_step is not None else []
         self.forward = [forward_fn(l, sync[i] if sync else None) for i, l in enumerate(layers)]
+        # a layer's dy is the step's own when the layer above returns fresh arrays (``kernels.returns_fresh``)
         self.backward = [backward_fn(layers[i], need_dx=i != stop,
                                      step=step if id(layers[i]) in direct_layers else None,
-                                     sync=sync[i] if sync else None)
+                                     sync=sync[i] if sync else None,
+                                     owned=i + 1 < len(layers) and kernels.returns_fresh(layers[i + 1]))
                          for i in range(len(layers) - 1, stop - 1, -1)]
         swap_relu_and_max_pool(layers, self.forward, self.backward, stop)
         loss_kernel = kernels.LOSSES.get(type(model.loss))
