@@ -208,6 +208,26 @@ def test_early_stopping_in_fit(rng):
     assert h.epoch == [0, 1] and es.stopped_epoch == 1
 
 
+def test_a_monitor_fit_will_not_log_is_one_clear_error_before_training(rng, tmp_path):
+    from scratchnn.callbacks import ModelCheckpoint
+    from scratchnn.errors import InvalidArgumentError
+
+    X, y = load_spiral(30, 3, seed=0)
+    m = mlp(16)
+    m.compile(Adam(0.01), "cross_entropy")
+    m.build(X.shape[1:])
+    before = m.layers[0].params["W"].copy()
+    for cb in (EarlyStopping(monitor="val_loss"), ModelCheckpoint(tmp_path / "best.npz", save_best_only=True)):
+        with pytest.raises(InvalidArgumentError, match="does not log.*pass validation_data"):
+            m.fit(X, y, epochs=3, callbacks=[cb], verbose=0)
+        np.testing.assert_array_equal(m.layers[0].params["W"], before)  # nothing trained
+    # a key nobody logs (a typo, or a callback's key that never came): named, with the keys there are
+    with pytest.raises(InvalidArgumentError, match="'val_acc' but the epoch logs hold 'accuracy', 'loss'"):
+        m.fit(X, y, epochs=3, callbacks=[EarlyStopping(monitor="val_acc")], verbose=0)
+    h = m.fit(X, y, epochs=2, callbacks=[EarlyStopping(monitor="val_accuracy")], validation_data=(X, y), verbose=0)
+    assert h.epoch == [0, 1]
+
+
 def test_progress_output(capsys, rng):
     X, y = rng.standard_normal((20, 3)), rng.integers(0, 2, 20)
     m = mlp(4, out=2)

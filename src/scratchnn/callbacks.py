@@ -111,6 +111,31 @@ class ProgressBar(Callback):
               file=self.file or sys.stdout, flush=True)
 
 
+#: the metrics ``fit`` itself writes into the epoch logs (``on_train_begin``'s ``info["logs"]`` lists
+#: those of the fit at hand; callbacks may add others)
+FIT_LOGS = ("loss", "accuracy", "val_loss", "val_accuracy", "time")
+
+
+def check_monitor(who, monitor, info):
+    """At the start of training: a clear error when ``monitor`` is one of fit's own metrics that this fit
+    will not log (``val_...`` without validation data, ``accuracy`` of a regression), instead of an
+    error after the first epoch."""
+    logs = info.get("logs")
+    if logs is None or monitor in logs or monitor not in FIT_LOGS:
+        return
+    hint = " (pass validation_data to fit)" if monitor.startswith("val_") and "val_loss" not in logs else ""
+    raise InvalidArgumentError(f"{who} monitors {monitor!r}, which this fit does not log{hint}; "
+                               f"it logs {', '.join(map(repr, logs))}")
+
+
+def monitored(who, monitor, logs):
+    """``logs[monitor]``, or a clear error naming the keys there are."""
+    if monitor not in logs:
+        raise InvalidArgumentError(f"{who} monitors {monitor!r} but the epoch logs hold "
+                                   f"{', '.join(map(repr, sorted(logs)))}")
+    return logs[monitor]
+
+
 class EarlyStopping(Callback):
     """Stop when ``monitor`` has not improved for ``patience`` epochs.
 
@@ -134,6 +159,7 @@ class EarlyStopping(Callback):
         self.restore_best_weights = restore_best_weights
 
     def on_train_begin(self, info):
+        check_monitor("EarlyStopping", self.monitor, info)
         self.best = np.inf if self.mode == "min" else -np.inf
         self.wait = 0
         self.best_epoch = None
@@ -141,9 +167,7 @@ class EarlyStopping(Callback):
         self.stopped_epoch = None
 
     def on_epoch_end(self, epoch, logs):
-        if self.monitor not in logs:
-            raise KeyError(f"EarlyStopping monitors {self.monitor!r} but the epoch logs hold {sorted(logs)}")
-        v = logs[self.monitor]
+        v = monitored("EarlyStopping", self.monitor, logs)
         better = v < self.best - self.min_delta if self.mode == "min" else v > self.best + self.min_delta
         if better:
             self.best, self.wait, self.best_epoch = v, 0, epoch
@@ -246,6 +270,10 @@ class ModelCheckpoint(Callback):
         if self.prior.get(monitor):  # resuming: the best so far is already on disk
             self.best = (max if self.mode == "max" else min)(self.prior[monitor])
 
+    def on_train_begin(self, info):
+        if self.save_best_only:
+            check_monitor("ModelCheckpoint", self.monitor, info)
+
     def history(self) -> dict:
         h = {k: list(v) for k, v in self.prior.items()}
         for k, v in self.model.history.history.items():
@@ -256,9 +284,7 @@ class ModelCheckpoint(Callback):
         if not self.save_best_only:
             save_checkpoint(self.model, self.path, epoch + 1, self.history(), self.info)
             return
-        if self.monitor not in logs:
-            raise KeyError(f"ModelCheckpoint monitors {self.monitor!r} but the epoch logs hold {sorted(logs)}")
-        v = logs[self.monitor]
+        v = monitored("ModelCheckpoint", self.monitor, logs)
         if self.best is None or (v > self.best if self.mode == "max" else v < self.best):
             self.best, self.best_epoch = v, epoch
             save_model(self.model, self.path, extra={"epoch": epoch + 1, self.monitor: v})

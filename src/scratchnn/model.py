@@ -335,7 +335,10 @@ class Sequential:
             runner = ReferenceRunner(self)
         else:
             raise InvalidArgumentError(f"fit: engine must be 'fast' or 'reference', received {engine!r}")
-        cbs.on_train_begin({"epochs": epochs, "steps": steps, "samples": n, "initial_epoch": initial_epoch})
+        logged = ["loss"] + ["accuracy"] * classify
+        logged += [f"val_{k}" for k in logged] * (Xv is not None) + ["time"]
+        cbs.on_train_begin({"epochs": epochs, "steps": steps, "samples": n, "initial_epoch": initial_epoch,
+                            "logs": logged})
         with runner:
             for epoch in range(initial_epoch, epochs):
                 self.optimizer.set_epoch(epoch)
