@@ -265,11 +265,11 @@ def _allsum(sync, value):
 
 class _Centered:
     """What the engine's batch-norm forward keeps for backward on channels-last memory: ``xc``, the
-    input minus the mean of this thread's share, as ``(rows, C)`` (``like``: the input's shape over it); ``shift``, the batch mean
-    minus that mean (None on one thread, where it is zero); ``inv_std``; ``m``. The normalized input
-    ``xhat = (xc - shift) * inv_std`` is never written out: forward computes
-    ``y = xc * (gamma inv_std) + (beta - shift gamma inv_std)`` and backward folds the same
-    per-channel factors into its passes, consuming the cache (it overwrites ``xc``)."""
+    input minus the mean of this thread's share, as ``(rows, C)`` (``like``: the input's shape over
+    it); ``shift``, the batch mean minus that mean (None on one thread, where it is zero);
+    ``inv_std``; ``m``. The normalized input ``xhat = (xc - shift) * inv_std`` is never written out:
+    forward computes ``y = xc * (gamma inv_std) + (beta - shift gamma inv_std)`` and backward folds
+    the same per-channel factors into its passes, consuming the cache (it overwrites ``xc``)."""
 
     __slots__ = ("xc", "like", "shift", "inv_std", "m")
 
@@ -390,7 +390,7 @@ def batchnorm_backward(layer, dy, need_dx, step, sync=None, owned=False):
     k = layer.params["gamma"] * inv_std / D.dtype.type(m)
     b = k * inv_std * dgamma
     w = _Wide(D)
-    dx = D if owned else np.empty_like(D)
+    dx = D if owned and D.flags.writeable else np.empty_like(D)
     np.multiply(w(D), w.tile(k * D.dtype.type(m)), out=w(dx))
     # xc (this layer's own buffer, not needed after this) becomes the rest: -b xc + constant
     np.multiply(w(Xc), w.tile(-b), out=w(Xc))
@@ -413,6 +413,7 @@ def _batchnorm_backward_cached(layer, dy, need_dx, sync, xhat, inv_std, axes, bs
     if not need_dx:
         return None
     c = len(inv_std)
+    # whole-batch sums; this thread's grads keep its own share (added up later)
     sums = _allsum(sync, np.concatenate((layer.grads["beta"], layer.grads["gamma"])))
     dbeta, dgamma = sums[:c], sums[c:]
     # dx = gamma / (m sigma) * (m dy - sum(dy) - xhat * sum(dy xhat)),
