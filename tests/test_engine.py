@@ -494,6 +494,72 @@ def test_batch_norm_overwrites_only_gradients_of_the_librarys_own_layers(rng, on
     assert kernels.returns_fresh(ReLU())
 
 
+class _Tagged(np.ndarray):
+    pass
+
+
+class KeepsATaggedGradient(KeepsItsGradient):
+    """Keeps the gradient it returns, as an ndarray subclass (which batch norm's kernel copies)."""
+
+    def backward(self, dy):
+        self.kept = (dy * 1.0).view(_Tagged)
+        return self.kept
+
+
+def test_batch_norm_never_overwrites_a_kept_gradient_of_an_array_subclass(rng, one_thread):
+    m = snn.Sequential([Dense(8), BatchNorm(), KeepsATaggedGradient(), Dense(3)])
+    m.compile("adam", "softmax_cross_entropy")
+    m.build((6,))
+    plan = engine.Plan(m)
+    plan.forward[1](rng.standard_normal((4, 8)), training=True)
+    m.layers[2].forward(np.zeros((4, 8)), training=True)
+    dy = rng.standard_normal((4, 8))
+    plan.backward[-2](m.layers[2].backward(dy))
+    np.testing.assert_array_equal(np.asarray(m.layers[2].kept), dy)
+
+
+def test_a_users_backward_kernel_for_batch_norm_is_used(one_thread):
+    calls = []
+
+    def mine(layer, dy, need_dx, step):
+        calls.append(len(dy))
+        return layer.backward(dy)
+
+    saved = kernels.BACKWARD[BatchNorm]
+    try:
+        kernels.register_kernel(BatchNorm, forward=lambda layer, x, training: layer.forward(x, training), backward=mine)
+        X, y = _data((6,), n=32)
+        m = snn.Sequential([Dense(8), BatchNorm(), ReLU(), Dense(3)]).compile(Adam(1e-2), "softmax_cross_entropy")
+        m.fit(X, y, epochs=1, batch_size=8, verbose=0)
+    finally:
+        kernels.FORWARD[BatchNorm], kernels.BACKWARD[BatchNorm] = kernels.batchnorm_forward, saved
+    assert calls == [8, 8, 8, 8]
+
+
+class FortranOrder(Layer):
+    """A sample-wise layer of the user's whose output is Fortran-ordered, as ``(W @ x.T).T`` is."""
+
+    def forward(self, x, training=False):
+        self._cache = True
+        return np.asfortranarray(x * 1.0)
+
+    def backward(self, dy):
+        return dy * 1.0
+
+
+def test_shares_of_a_split_batch_in_different_layouts_take_the_same_batch_norm_path(split):
+    """A one-sample share of a Fortran-ordered batch is C-contiguous, the others are not: every thread
+    must still make the same exchanges."""
+    kernels.register_kernel(FortranOrder, sample_wise=True)
+    try:
+        X, y = _data((6,), n=11)  # batches of 8 and 3: the 3 split as 1 + 2
+        fast, ref = train_both(lambda: snn.Sequential([Dense(8), FortranOrder(), BatchNorm(), ReLU(), Dense(3)]), X, y,
+                               "float64", optimizer=Adam(1e-2), loss="softmax_cross_entropy")
+        assert_same_weights(fast, ref, F64)
+    finally:
+        kernels.SAMPLE_WISE.discard(FortranOrder)
+
+
 def test_a_refused_step_leaves_the_weights_alone_with_plain_sgd(one_thread):
     from scratchnn.engine import blas
 

@@ -111,27 +111,12 @@ class ProgressBar(Callback):
               file=self.file or sys.stdout, flush=True)
 
 
-#: the metrics ``fit`` itself writes into the epoch logs (``on_train_begin``'s ``info["logs"]`` lists
-#: those of the fit at hand; callbacks may add others)
-FIT_LOGS = ("loss", "accuracy", "val_loss", "val_accuracy", "time")
-
-
-def check_monitor(who, monitor, info):
-    """At the start of training: a clear error when ``monitor`` is one of fit's own metrics that this fit
-    will not log (``val_...`` without validation data, ``accuracy`` of a regression), instead of an
-    error after the first epoch."""
-    logs = info.get("logs")
-    if logs is None or monitor in logs or monitor not in FIT_LOGS:
-        return
-    hint = " (pass validation_data to fit)" if monitor.startswith("val_") and "val_loss" not in logs else ""
-    raise InvalidArgumentError(f"{who} monitors {monitor!r}, which this fit does not log{hint}; "
-                               f"it logs {', '.join(map(repr, logs))}")
-
-
 def monitored(who, monitor, logs):
-    """``logs[monitor]``, or a clear error naming the keys there are."""
+    """``logs[monitor]``, or one clear error naming the keys there are (a callback before this one may
+    add keys of its own, so a key fit does not log is not refused before training)."""
     if monitor not in logs:
-        raise InvalidArgumentError(f"{who} monitors {monitor!r} but the epoch logs hold "
+        hint = " (pass validation_data to fit)" if monitor.startswith("val_") and "val_loss" not in logs else ""
+        raise InvalidArgumentError(f"{who} monitors {monitor!r}{hint}, but the epoch logs hold "
                                    f"{', '.join(map(repr, sorted(logs)))}")
     return logs[monitor]
 
@@ -159,7 +144,6 @@ class EarlyStopping(Callback):
         self.restore_best_weights = restore_best_weights
 
     def on_train_begin(self, info):
-        check_monitor("EarlyStopping", self.monitor, info)
         self.best = np.inf if self.mode == "min" else -np.inf
         self.wait = 0
         self.best_epoch = None
@@ -269,10 +253,6 @@ class ModelCheckpoint(Callback):
         self.best_epoch = None
         if self.prior.get(monitor):  # resuming: the best so far is already on disk
             self.best = (max if self.mode == "max" else min)(self.prior[monitor])
-
-    def on_train_begin(self, info):
-        if self.save_best_only:
-            check_monitor("ModelCheckpoint", self.monitor, info)
 
     def history(self) -> dict:
         h = {k: list(v) for k, v in self.prior.items()}

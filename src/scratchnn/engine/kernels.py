@@ -310,12 +310,17 @@ def batchnorm_forward(layer, x, training, sync=None):
     if X is None and (not training or sync is None):
         return layer.forward(x, training)
     layer._check_input(x)
+    if X is None and type(x) is np.ndarray and x.dtype.kind == "f" and x.ndim in (2, 4):
+        # a share without a matrix view, on a split batch: a channels-last copy, so that every thread
+        # takes the same path and makes the same exchanges (shares of one batch may differ in layout:
+        # a one-sample share is contiguous in any order)
+        X = np.ascontiguousarray(x if x.ndim == 2 else x.transpose(0, 2, 3, 1)).reshape(-1, x.shape[1])
     c = len(layer.params["gamma"])
     axes = (0,) + tuple(range(2, x.ndim))
     bshape = (1, c) + (1,) * (x.ndim - 2)
     # values per channel in the whole batch: this share's per sample times all the threads' samples
     m = x.size // c if sync is None else x.size // (c * len(x)) * sync[0].samples
-    if X is None:  # a layout without a matrix view, on a split batch
+    if X is None:  # another array type, dtype or rank, on a split batch (the same for every share)
         xp = get_array_module(x)
         mean = _allsum(sync, x.sum(axis=axes)) / m
         xc = x - mean.reshape(bshape)
@@ -345,7 +350,8 @@ def batchnorm_forward(layer, x, training, sync=None):
 
 def _column_dots(A, B):
     """Per-column sums of ``A * B`` for two ``(rows, C)`` matrices: blocks of rows multiplied into a
-    temporary of at most 2 MB (which stays in cache) and each summed by a matrix-vector product."""
+    temporary of 2**19 values (2 MB in float32: it stays in cache), each summed by a matrix-vector
+    product."""
     rows, c = A.shape
     block = max(1, (1 << 19) // c)
     t = buffers.scratch("products", (min(rows, block), c), A.dtype)
@@ -366,9 +372,10 @@ def batchnorm_backward(layer, dy, need_dx, step, sync=None, owned=False):
         return _batchnorm_backward_cached(layer, dy, need_dx, sync, *cache)
     Xc, shift, inv_std, m = cache.xc, cache.shift, cache.inv_std, cache.m
     D = _channel_rows(dy)
-    if D is None:  # dy in another layout: one copy into channels-last rows (ours to overwrite)
+    if D is None:  # dy in another layout: one copy into channels-last rows, ours to overwrite (unless
+        # dy was such rows already, as an ndarray subclass: then no copy is made)
         D = np.ascontiguousarray(dy if dy.ndim == 2 else dy.transpose(0, 2, 3, 1)).reshape(Xc.shape)
-        owned = True
+        owned = owned or not np.may_share_memory(D, dy)
     layer._cache = None  # consumed: xc is overwritten below
     dbeta = row_sum(D.T)
     # sum(dy xhat) = inv_std (sum(dy xc) - shift sum(dy))

@@ -24,7 +24,8 @@ def backward_fn(layer, need_dx=True, step=None, sync=None, owned=False):
     """``f(dy) -> dx`` running ``layer``'s backward (its kernel when it has one); ``need_dx=False``
     may skip the input gradient (then returns None). ``owned``: the ``dy`` it will receive is the
     step's own array, which batch normalization's kernel may overwrite (see ``Plan``)."""
-    if type(layer) in kernels.SYNCED:
+    if type(layer) in kernels.SYNCED and (sync is not None or kernels.BACKWARD.get(type(layer)) is
+                                          kernels.batchnorm_backward):  # (not a kernel of the user's)
         return partial(kernels.batchnorm_backward, layer, need_dx=need_dx, step=None, sync=sync, owned=owned)
     kernel = kernels.BACKWARD.get(type(layer))
     if kernel is not None:

@@ -17,9 +17,9 @@ This is data parallelism inside one process:
 
 Batch normalization couples the samples of a batch: its kernels for split batches
 (``kernels.batchnorm_forward`` and ``batchnorm_backward`` with ``sync``) exchange the per-thread sums
-through a ``SyncGroup`` before using them (one exchange per pass), so every thread normalizes with the
-statistics of the whole batch, as on one thread (synchronized batch norm); only the first thread
-updates the running statistics.
+through a ``SyncGroup`` before using them (one exchange per pass for float arrays), so every thread
+normalizes with the statistics of the whole batch, as on one thread (synchronized batch norm); only
+the first thread updates the running statistics.
 Inference has no such coupling: large ``predict`` batches are split the same way.
 
 Random layers (``Dropout``, ``RandomShift``) draw from their own generator in every
