@@ -560,6 +560,43 @@ def test_shares_of_a_split_batch_in_different_layouts_take_the_same_batch_norm_p
         kernels.SAMPLE_WISE.discard(FortranOrder)
 
 
+class KeepsItsOutput(Layer):
+    """A user's layer that returns (at inference too) an array it keeps."""
+
+    def forward(self, x, training=False):
+        self.kept = x * 1.0
+        return self.kept
+
+    def backward(self, dy):
+        return dy * 1.0
+
+
+def test_inference_applies_relu_in_place_only_to_arrays_of_its_own(rng, one_thread):
+    """At inference a ReLU overwrites its input when the layer before computed it (no new array per
+    layer), never the caller's input (through Flatten or Dropout) nor what a user's layer keeps."""
+    from scratchnn.layers import Flatten, Dropout
+
+    def in_place(model):
+        return [getattr(f, "func", None) is kernels.relu_in_place for f in engine._inference_fns(model.layers)]
+
+    m = snn.Sequential([Flatten(), ReLU(), Dense(8), ReLU(), Dropout(0.5), Flatten(), ReLU(), KeepsItsOutput(), ReLU(),
+                        Dense(3)])
+    m.compile("sgd", "softmax_cross_entropy")
+    X = rng.standard_normal((40, 2, 3)).astype(np.float32)
+    m.build(X.shape[1:])
+    assert in_place(m) == [False, False, False, True, False, False, True, False, False, False]
+    before = X.copy()
+    out = m.predict_logits(X)
+    np.testing.assert_array_equal(X, before)  # the caller's input is intact
+    np.testing.assert_allclose(out, m._infer(X, fast=False), rtol=1e-6, atol=1e-6)  # the plain layers' result
+    kept = m.layers[7].kept.copy()
+    m.predict_logits(X)
+    np.testing.assert_array_equal(m.layers[7].kept, kept)  # the user's layer keeps what it returned
+    first = snn.Sequential([ReLU(), Dense(3)]).compile("sgd", "mse")
+    first.build((5,))
+    assert in_place(first) == [False, False]
+
+
 def test_a_refused_step_leaves_the_weights_alone_with_plain_sgd(one_thread):
     from scratchnn.engine import blas
 

@@ -20,6 +20,8 @@ Everything scratchnn does for speed is here, and only here:
   cross-entropy on integer labels, each step writes its samples' loss terms and predictions into
   arrays (up to 65,536 rows, folded when full) instead of reducing them (~8 small NumPy calls) at
   every step; a batch's values are computed only when a callback reads them;
+- **ReLU in place at inference** (``_inference_fns``): over an input the layer before computed
+  (``kernels.infers_fresh``), never the caller's input or what a layer of your own returns;
 - **reused batch buffers**: each mini-batch is gathered into the same arrays, and the large
   temporaries of the Winograd and batch-normalization kernels come from buffers kept between steps
   (``buffers.py``; page faults of fresh multi-MB arrays cost as much as the work done in them);
@@ -41,6 +43,7 @@ from functools import partial
 import numpy as np
 
 from ..errors import TrainingDivergedError
+from ..layers import ReLU
 from . import buffers, kernels, threads
 from .kernels import register_kernel
 from .plan import Plan, forward_fn, run_plan
@@ -139,11 +142,25 @@ _WORK_CACHE: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()  # model 
 
 
 def _forward_fns(model):
-    key = tuple(map(id, model.layers))
+    key = (tuple(map(id, model.layers)), kernels.FORWARD.get(ReLU))
     cached = _FORWARD_CACHE.get(model)
     if cached is None or cached[0] != key:
-        cached = _FORWARD_CACHE[model] = (key, [forward_fn(l) for l in model.layers])
+        cached = _FORWARD_CACHE[model] = (key, _inference_fns(model.layers))
     return cached[1]
+
+
+def _inference_fns(layers):
+    """Each layer's inference forward; a ``ReLU`` whose input is fresh (computed by the layer before,
+    referred to by nothing else: ``kernels.infers_fresh``) is applied in place. The caller's input is
+    never written."""
+    fns, fresh = [], False
+    for layer in layers:
+        if fresh and type(layer) is ReLU and kernels.FORWARD.get(ReLU) is kernels.relu_forward:
+            fns.append(partial(kernels.relu_in_place, layer))
+        else:
+            fns.append(forward_fn(layer))
+        fresh = kernels.infers_fresh(layer, fresh)
+    return fns
 
 
 def recordable(model, y_shape, y_dtype) -> bool:
