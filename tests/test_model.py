@@ -320,3 +320,33 @@ def test_check_finite_huge_but_finite_values_pass():
     X[2, 1] = -np.inf
     with pytest.raises(ValueError, match=r"contains -inf at index \(2, 1\)"):
         check_finite(X)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_check_finite_scaled_sum_cannot_overflow_below_its_size_limit(dtype):
+    """Small arrays are checked by one dot product with 2**-17: the largest finite values, as many as
+    the path takes, sum to a finite number (no warning, no fallback), and one NaN or inf anywhere shows."""
+    import warnings
+
+    from scratchnn.model import _SMALL, _scaled_sum, check_finite
+
+    big = np.finfo(dtype).max
+    X = np.full((1, _SMALL - 1), big, dtype=dtype)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert np.isfinite(_scaled_sum(X.reshape(-1)))
+        check_finite(X)
+        check_finite(-X)
+        check_finite(np.zeros((3, 5), dtype))
+    for bad, idx in ((np.nan, 7), (np.inf, 0), (-np.inf, _SMALL - 2)):
+        Y = X.copy()
+        Y[0, idx] = bad
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # (inf times the scale is inf; inf - inf warns: an error follows)
+            assert not np.isfinite(_scaled_sum(Y.reshape(-1)))
+        with pytest.raises(ValueError, match=rf"contains {bad} at index \(0, {idx}\)"):
+            check_finite(Y)
+    Z = np.ones((2, 3), dtype)[:, ::2]  # not contiguous: reshape copies, same answer
+    Z[1, 1] = np.nan
+    with pytest.raises(ValueError, match=r"contains nan at index \(1, 1\)"):
+        check_finite(Z)
