@@ -267,3 +267,41 @@ def test_experiment_command_quiet_still_states_the_conclusion_and_budgets_exclud
     assert out.startswith(f"capacity: {SMOKE_TEST}. Measured: ")
     assert cli.main(["experiment", "capacity", "--quick", "--full"]) == 2
     assert "argument --full: not allowed with argument --quick" in capsys.readouterr().err
+
+
+def test_fashion_quick_never_downloads_and_the_cli_does_not_suggest_quick(tmp_path, monkeypatch, capsys):
+    """The fashion study has no stand-in data set: its smoke test reads local files only, and the error
+    tells the user to point at the files, not to try the --quick they passed (or that would not help)."""
+    from scratchnn import cli, recipe
+    from scratchnn.datasets import DatasetNotFoundError
+
+    downloads = []
+
+    def local_only(name, data_dir=None, **kwargs):
+        downloads.append(kwargs.get("download", True))
+        raise DatasetNotFoundError(f"{name} files not found")
+
+    monkeypatch.setattr(recipe, "load_data", local_only)
+    with pytest.raises(DataUnavailable, match=r"MNIST and Fashion-MNIST, even with --quick") as e:
+        run_experiment("fashion", out_dir=tmp_path / "f", quick=True, verbose=False)
+    assert downloads == [False] and not e.value.quick_helps
+    for flags in (["--quick"], []):
+        assert cli.main(["experiment", "fashion", "--out", str(tmp_path / f"cli{len(flags)}"), "--quiet", *flags]) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.count("\n") == 0 and "pass --data-dir or set $SCRATCHNN_DATA_DIR" in err and "--quick" not in err.split(";")[-1]
+    assert downloads[1:] == [False, True]  # a full run may download
+
+
+def test_a_study_with_a_quick_fallback_suggests_it(tmp_path, monkeypatch, capsys):
+    from scratchnn import cli
+    from scratchnn.datasets import DatasetNotFoundError
+    from scratchnn.experiments import _common
+
+    def no_mnist(data_dir, download):
+        raise DatasetNotFoundError("MNIST files not found")
+
+    monkeypatch.setattr(_common, "_mnist", no_mnist)
+    assert cli.main(["experiment", "init", "--out", str(tmp_path / "i"), "--quiet"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == ("scratchnn experiment: error: the init study needs MNIST: MNIST files not found; "
+                   "pass --data-dir or set $SCRATCHNN_DATA_DIR, or try --quick"), err

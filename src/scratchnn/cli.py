@@ -455,7 +455,8 @@ def cmd_experiment(args):
             result = run_experiment(name, out_dir=out, data_dir=args.data_dir, seed=args.seed, verbose=not args.quiet,
                                     budget="quick" if args.quick else "full" if args.full else "default")
         except DataUnavailable as e:
-            raise DataUnavailable(f"{e}; pass --data-dir, set $SCRATCHNN_DATA_DIR, or try --quick") from None
+            quick = "" if args.quick or not e.quick_helps else ", or try --quick"
+            raise DataUnavailable(f"{e}; pass --data-dir or set $SCRATCHNN_DATA_DIR{quick}", e.quick_helps) from None
         if args.quiet:
             print(f"{name}: {result.conclusion}")
         print(f"{name}: {', '.join(result.files)}")

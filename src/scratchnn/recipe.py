@@ -379,7 +379,8 @@ def dataset_info(name) -> dict:
             "preprocess": "scale_255" if len(d["input_shape"]) == 3 else "none"}
 
 
-def load_data(dataset, data_dir=None, limit=None, val_size=None, seed=0, progress=False, label=None) -> Data:
+def load_data(dataset, data_dir=None, limit=None, val_size=None, seed=0, progress=False, label=None,
+              download=True) -> Data:
     """Read ``dataset`` and split its training part into training and validation samples.
 
     Args:
@@ -392,12 +393,14 @@ def load_data(dataset, data_dir=None, limit=None, val_size=None, seed=0, progres
         seed: seed of the validation split.
         progress: show a download progress bar.
         label: as for :func:`check_settings`.
+        download: fetch MNIST / Fashion-MNIST files that are not found locally (else a
+            ``DatasetNotFoundError`` saying where it looked).
     """
     from .datasets import load_dataset, train_val_split
 
     label = label or (lambda k: k)
     name = dataset_name(dataset)
-    kwargs = {"progress": progress} if name in ("mnist", "fashion-mnist") else {}
+    kwargs = {"progress": progress, "download": download} if name in ("mnist", "fashion-mnist") else {}
     (Xtr, ytr), (Xte, yte) = load_dataset(name, data_dir=data_dir, **kwargs)
     info = dataset_info(name)
     Xtr, Xte = prepare_images(Xtr), prepare_images(Xte)

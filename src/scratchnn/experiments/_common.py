@@ -75,7 +75,12 @@ class Split:
 
 
 class DataUnavailable(ScratchnnError, RuntimeError):
-    """No data set a study can use was found."""
+    """No data set a study can use was found (``quick_helps``: the study's ``--quick`` smoke test
+    would run without it)."""
+
+    def __init__(self, message, quick_helps=True):
+        super().__init__(message)
+        self.quick_helps = quick_helps
 
 
 @functools.lru_cache(maxsize=4)

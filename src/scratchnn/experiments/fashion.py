@@ -19,10 +19,12 @@ def _load(ctx, name, n_train, n_val):
     from .. import recipe
     from ..datasets import DatasetNotFoundError
 
-    try:
-        return recipe.load_data(name, ctx.data_dir, limit=n_train + n_val, val_size=n_val, seed=ctx.seed)
+    try:  # (the smoke test does not download: it must take seconds, and there is no stand-in data set)
+        return recipe.load_data(name, ctx.data_dir, limit=n_train + n_val, val_size=n_val, seed=ctx.seed,
+                                download=not ctx.quick)
     except DatasetNotFoundError as e:
-        raise DataUnavailable(f"the fashion study needs MNIST and Fashion-MNIST: {e}") from None
+        also = ", even with --quick (which does not download)" if ctx.quick else ""
+        raise DataUnavailable(f"the fashion study needs MNIST and Fashion-MNIST{also}: {e}", quick_helps=False) from None
 
 
 def _train(ctx, data, epochs):
