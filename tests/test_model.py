@@ -306,7 +306,8 @@ def test_fit_streams_memory_mapped_uint8_data(tmp_path):
 
 
 def test_check_finite_huge_but_finite_values_pass():
-    """The one-pass sum may overflow for huge finite values; the exact check then clears them."""
+    """Huge finite values pass without a warning: small arrays by a scaled sum that cannot overflow,
+    large ones by a one-pass sum that may overflow and an exact check that then clears them."""
     from scratchnn.model import check_finite
 
     import warnings
@@ -316,7 +317,8 @@ def test_check_finite_huge_but_finite_values_pass():
         warnings.simplefilter("error")  # and no NumPy overflow warning leaks to the user
         check_finite(X)  # sum is inf, every entry finite: no error
         check_finite(np.full((300, 300), 3e38, dtype=np.float32))  # the large-array path too
-        check_finite(np.full((4, 3), 1e308))  # float64 overflows too
+        check_finite(np.full((4, 3), 1e308))  # float64 too
+        check_finite(np.full((300, 300), 1e308))  # (the large path's sum overflows here)
     X[2, 1] = -np.inf
     with pytest.raises(ValueError, match=r"contains -inf at index \(2, 1\)"):
         check_finite(X)
@@ -334,7 +336,7 @@ def test_check_finite_scaled_sum_cannot_overflow_below_its_size_limit(dtype):
     X = np.full((1, _SMALL - 1), big, dtype=dtype)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        assert np.isfinite(_scaled_sum(X.reshape(-1)))
+        assert np.isfinite(_scaled_sum(X))
         check_finite(X)
         check_finite(-X)
         check_finite(np.zeros((3, 5), dtype))
@@ -342,11 +344,32 @@ def test_check_finite_scaled_sum_cannot_overflow_below_its_size_limit(dtype):
         Y = X.copy()
         Y[0, idx] = bad
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # (inf times the scale is inf; inf - inf warns: an error follows)
-            assert not np.isfinite(_scaled_sum(Y.reshape(-1)))
-        with pytest.raises(ValueError, match=rf"contains {bad} at index \(0, {idx}\)"):
-            check_finite(Y)
+            warnings.simplefilter("error")
+            assert not np.isfinite(_scaled_sum(Y))
+            with pytest.raises(ValueError, match=rf"contains {bad} at index \(0, {idx}\)"):
+                check_finite(Y)
+    # +inf and -inf together (their sum is NaN), and tiny values that underflow when scaled: one clear
+    # error, or none, and no NumPy warning even where the user made floating-point flags errors
+    with warnings.catch_warnings(), np.errstate(all="raise"):
+        warnings.simplefilter("error")
+        with pytest.raises(ValueError, match=r"contains inf at index \(0, 1\)"):
+            check_finite(np.array([[1.0, np.inf, -np.inf]], dtype))
+        check_finite(np.array([[np.finfo(dtype).smallest_subnormal, 1e-35, 1.0]], dtype))
     Z = np.ones((2, 3), dtype)[:, ::2]  # not contiguous: reshape copies, same answer
     Z[1, 1] = np.nan
     with pytest.raises(ValueError, match=r"contains nan at index \(1, 1\)"):
         check_finite(Z)
+
+
+def test_predict_of_one_batch_returns_a_plain_array_for_an_ndarray_subclass():
+    """np.matrix's * is a matrix product and a masked array computes on its mask: both are converted to
+    plain arrays before the layers see them, whether the input is one batch or several."""
+    m = Sequential([BatchNorm(), Dense(3)]).compile("sgd", loss="softmax_cross_entropy")
+    m.build((4,))
+    X = np.random.default_rng(0).standard_normal((5, 4)).astype(np.float32)
+    want = m.predict_logits(X)
+    for sub in (np.matrix(X), np.ma.array(X, mask=X > 1)):
+        for bs in (1000, 2):
+            got = m.predict_logits(sub, batch_size=bs)
+            assert type(got) is np.ndarray
+            np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)  # (batches of 2: other GEMM shapes)
