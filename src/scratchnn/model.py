@@ -85,6 +85,17 @@ def _scaled_sum(X):
     return np.vdot(X, v[:X.size])
 
 
+def _float_dtype(dtype, what) -> np.dtype:
+    """``np.dtype(dtype)`` if it is a float type, else one clear error (a model computes in floats)."""
+    try:
+        dt = np.dtype(dtype)
+    except TypeError:
+        dt = None
+    if dt is None or dt.kind != "f":
+        raise InvalidTypeError(f"{what} must be a float type (float32, the default, or float64), received {dtype!r}")
+    return dt
+
+
 def check_finite(X, what="X"):
     """Raise a ValueError naming the first NaN/inf entry of ``X``."""
     X = np.asarray(X)
@@ -174,7 +185,7 @@ class Sequential:
 
     def __init__(self, layers=None, name=None, dtype=None):
         self.name = name or "sequential"
-        self.dtype = np.dtype(dtype) if dtype is not None else default_dtype()
+        self.dtype = default_dtype() if dtype is None else _float_dtype(dtype, "Sequential: dtype")
         self.layers: list[Layer] = []
         self.optimizer = None
         self.loss = None
@@ -203,7 +214,7 @@ class Sequential:
 
     def build(self, input_shape, dtype=None) -> None:
         """Create every layer's parameters for per-sample inputs of ``input_shape``."""
-        dtype = np.dtype(dtype) if dtype is not None else self.dtype
+        dtype = _float_dtype(dtype, "build: dtype") if dtype is not None else self.dtype
         shape = tuple(int(s) for s in input_shape)
         if not all(l.built for l in self.layers):
             check_memory(self.layers, shape, f"model {self.name!r}", dtype.itemsize)
