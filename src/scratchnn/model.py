@@ -463,8 +463,7 @@ class Sequential:
         X, _ = self._prepare(X)
         if len(X) <= batch_size:  # one batch: no list, no concatenate copy
             # (a plain ndarray: a subclass such as np.matrix or a masked array is converted, as _batches does)
-            return engine_mod.infer(self, X if type(X) is np.ndarray and X.dtype == self.dtype
-                                    else np.asarray(X, dtype=self.dtype))
+            return self._infer(X if type(X) is np.ndarray and X.dtype == self.dtype else np.asarray(X, dtype=self.dtype))
         return np.concatenate(list(self._batches(X, batch_size)))
 
     def predict(self, X, batch_size=1000):
