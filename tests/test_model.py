@@ -361,6 +361,7 @@ def test_check_finite_scaled_sum_cannot_overflow_below_its_size_limit(dtype):
         check_finite(Z)
 
 
+@pytest.mark.filterwarnings("ignore:the matrix subclass:PendingDeprecationWarning")
 def test_predict_of_one_batch_returns_a_plain_array_for_an_ndarray_subclass():
     """np.matrix's * is a matrix product and a masked array computes on its mask: both are converted to
     plain arrays before the layers see them, whether the input is one batch or several."""
