@@ -147,7 +147,7 @@ def test_scripts_are_thin_entry_points():
     code = """
 import contextlib, io, runpy, sys
 for script, flag in (("bench_mlp.py", "--sections"), ("bench_cnn.py", "--samples"), ("bench_memmap.py", "--sizes"),
-                     ("profile_fit.py", "--samples")):
+                     ("profile_fit.py", "--samples"), ("process_split.py", "--network")):
     sys.argv = [script, "--help"]
     buf = io.StringIO()
     with contextlib.redirect_stdout(buf), contextlib.suppress(SystemExit):
@@ -299,3 +299,29 @@ def test_profile_and_floor_tools_refuse_bad_numbers_in_one_line(tool, args, flag
         main(args)
     err = capsys.readouterr().err
     assert e.value.code == 2 and f"argument {flag}: expected" in err and "Traceback" not in err
+
+
+def test_process_split_probe_keeps_the_replicas_equal_to_one_batch_of_64():
+    """benchmarks/process_split.py: the two workers' averaged gradients keep their replicas identical
+    and train as one process on whole batches does (up to rounding); without the exchange they part."""
+    from benchlab import process_split as ps
+
+    rng = np.random.default_rng(0)
+    X = rng.random((2 * ps.BATCH, 1, 28, 28), dtype=np.float32)
+    y = rng.integers(0, 10, len(X))
+    single = ps._model("cnn")
+    single.fit(X, y, epochs=1, batch_size=ps.BATCH, shuffle=False, verbose=0)
+    want = np.concatenate([p.reshape(-1) for p in ps._trainable(single)])
+    workers = ps.Workers("cnn", X, y)
+    try:
+        _, w = workers.epoch("exchange", weights=True)
+        _, free = workers.epoch("free", weights=True)
+    finally:
+        workers.close()
+    np.testing.assert_array_equal(w[0], w[1])
+    # the same two Adam steps as one process on whole batches, up to rounding: two half-batch gradients
+    # added differ from one product in the last bits, which Adam's step turns into up to ~lr where a
+    # gradient is near zero (a few in 10,000 values); a missing exchange moves most values by ~lr
+    close = np.abs(w[0] - want) <= 2e-5
+    assert close.mean() > 0.999 and np.abs(w[0] - want).max() <= 2 * 2e-3
+    assert (np.abs(free[0] - free[1]) > 2e-5).mean() > 0.1  # without the exchange the replicas part
