@@ -76,8 +76,8 @@ def _scaled_sum(X):
     input cannot overflow; a NaN or inf term makes the sum NaN or inf (a power of two scales exactly).
     ``np.vdot``: one BLAS pass over ``X`` flattened (a copy only if it is not contiguous) that, unlike
     ``dot``, does not turn the floating-point flags into warnings: +inf and -inf together give NaN
-    quietly, and tiny values underflow quietly. At batch 1 it costs half of a float64 sum (~0.9 vs
-    2.1 us)."""
+    quietly, and tiny values underflow quietly. For one MNIST image ``check_finite`` takes ~1.0 us
+    this way, against ~1.5 us (float32) and ~2.1 us (float64) with the sums it replaces."""
     v = _SCALES.get(X.dtype)
     if v is None:
         v = _SCALES[X.dtype] = np.full(_SMALL, 2.0 ** -17, X.dtype)
