@@ -21,6 +21,8 @@ import argparse
 import mmap
 import multiprocessing as mp
 import os
+import queue
+import sys
 import time
 
 import numpy as np
@@ -66,26 +68,32 @@ def exchange_optimizer(base, rank, slots, barrier):
     return opt
 
 
-def _worker(rank, network, X, y, commands, results, buf, barrier, values):
-    os.environ["OPENBLAS_NUM_THREADS"] = "1"
-    from threadpoolctl import threadpool_limits
+def _worker(rank, network, X, y, commands, results, buf, barrier, values, optimizer):
+    try:
+        os.environ["OPENBLAS_NUM_THREADS"] = "1"
+        from threadpoolctl import threadpool_limits
 
-    from scratchnn import parallel
+        from scratchnn import parallel
 
-    threadpool_limits(1)
-    parallel.set_num_threads(1)  # no split inside a worker
-    slots = np.frombuffer(buf, dtype=np.float32, count=4 * values).reshape(2, 2, values)
-    model, free = _model(network), _model(network)
-    model.compile(exchange_optimizer(model.optimizer, rank, slots, barrier), "softmax_cross_entropy")
-    Xk, yk = X[rank::2], y[rank::2]  # step i of the two workers: rows BATCH*i ... BATCH*(i+1)-1 of X
-    while True:
-        command = commands.get()
-        if command is None:
-            return
-        which, send_weights = command
-        m = free if which == "free" else model
-        m.fit(Xk, yk, epochs=1, batch_size=HALF, shuffle=False, verbose=0)
-        results.put((rank, np.concatenate([p.reshape(-1) for p in _trainable(m)]) if send_weights else None))
+        threadpool_limits(1)
+        parallel.set_num_threads(1)  # no split inside a worker
+        slots = np.frombuffer(buf, dtype=np.float32, count=4 * values).reshape(2, 2, values)
+        model, free = _model(network), _model(network)
+        base = optimizer() if optimizer else model.optimizer
+        model.compile(exchange_optimizer(base, rank, slots, barrier), "softmax_cross_entropy")
+        if optimizer:
+            free.compile(optimizer(), "softmax_cross_entropy")
+        Xk, yk = X[rank::2], y[rank::2]  # step i of the two workers: rows BATCH*i ... BATCH*(i+1)-1 of X
+        while True:
+            command = commands.get()
+            if command is None:
+                return
+            which, send_weights = command
+            m = free if which == "free" else model
+            m.fit(Xk, yk, epochs=1, batch_size=HALF, shuffle=False, verbose=0)
+            results.put((rank, np.concatenate([p.reshape(-1) for p in _trainable(m)]) if send_weights else None))
+    except BaseException as e:  # (a broken barrier included: the other worker failed)
+        results.put((rank, RuntimeError(f"worker {rank}: {type(e).__name__}: {e}")))
 
 
 class Workers:
@@ -93,15 +101,17 @@ class Workers:
     averaged; ``"free"``: independent replicas) and returns the wall time and, with ``weights``, each
     worker's trainable values."""
 
-    def __init__(self, network, X, y):
+    def __init__(self, network, X, y, optimizer=None):
+        """``optimizer``: a function returning the optimizer both workers use (default: the workload's)."""
         values = sum(p.size for p in _trainable(_built(network)))
         self.buf = mmap.mmap(-1, 4 * values * 4)
         ctx = mp.get_context("fork")
         self.commands = [ctx.Queue() for _ in range(2)]
         self.results = ctx.Queue()
-        barrier = ctx.Barrier(2)
+        barrier = ctx.Barrier(2, timeout=120)  # a worker that died breaks it for the other one
         self.procs = [ctx.Process(target=_worker, daemon=True,
-                                  args=(r, network, X, y, self.commands[r], self.results, self.buf, barrier, values))
+                                  args=(r, network, X, y, self.commands[r], self.results, self.buf, barrier, values,
+                                        optimizer))
                       for r in range(2)]
         for p in self.procs:
             p.start()
@@ -110,14 +120,33 @@ class Workers:
         t0 = time.perf_counter()
         for q in self.commands:
             q.put((which, weights))
-        out = [self.results.get(timeout=600) for _ in range(2)]
-        return time.perf_counter() - t0, dict(out)
+        out = {}
+        while len(out) < 2:
+            try:
+                rank, value = self.results.get(timeout=0.5)
+            except queue.Empty:
+                dead = [r for r, p in enumerate(self.procs) if not p.is_alive()]
+                if dead:
+                    self.close(force=True)
+                    raise RuntimeError(f"worker {dead[0]} died (exit code {self.procs[dead[0]].exitcode})") from None
+                continue
+            if isinstance(value, RuntimeError):
+                self.close(force=True)
+                raise value
+            out[rank] = value
+        return time.perf_counter() - t0, out
 
-    def close(self):
+    def close(self, force=False):
+        """Stop the workers (``force``: at once, as when one failed: the other may wait at the barrier)."""
         for q in self.commands:
             q.put(None)
         for p in self.procs:
-            p.join(timeout=60)
+            if force:
+                p.terminate()
+            p.join(timeout=10)
+            if p.is_alive():
+                p.terminate()
+                p.join(timeout=10)
 
 
 def _built(network):
@@ -166,7 +195,11 @@ def main(argv=None):
     machine.warn_openblas_env()
     data = common.load_data(n_train=args.samples // BATCH * BATCH, n_val=16, data_dir=args.data_dir)
     X, y = common.as_images(data["X_train"]), data["y_train"]
-    best = measure(args.network, X, y, args.rounds)
+    try:
+        best = measure(args.network, X, y, args.rounds)
+    except RuntimeError as e:
+        print(f"process_split.py: error: {e}", file=sys.stderr)
+        raise SystemExit(1) from None
     one = best["1 process, 1 thread"]
     print(f"{args.network}, batch {BATCH}, {len(X)} samples, best of {args.rounds} alternating rounds"
           + (" (batch norm not synchronized across the processes: a bound)" if args.network == "cnn-bn" else ""))

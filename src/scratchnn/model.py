@@ -89,10 +89,11 @@ def _float_dtype(dtype, what) -> np.dtype:
     """``np.dtype(dtype)`` if it is a float type, else one clear error (a model computes in floats)."""
     try:
         dt = np.dtype(dtype)
-    except TypeError:
+    except (TypeError, ValueError):
         dt = None
     if dt is None or dt.kind != "f":
-        raise InvalidTypeError(f"{what} must be a float type (float32, the default, or float64), received {dtype!r}")
+        raise InvalidTypeError(f"{what} must be a float type such as float32 (the default) or float64, "
+                               f"received {dtype!r}")
     return dt
 
 
