@@ -221,6 +221,8 @@ CASES = [
      "NaN or infinite"),
     ("model-dtype", lambda w, t: ["evaluate", tamper(w / "run" / "model.npz", t / "m.npz",
                                   lambda a, _: a.update({"dtype": "int8"}))], "dtype must be a float type"),
+    ("model-malformed-dtype", lambda w, t: ["evaluate", tamper(w / "run" / "model.npz", t / "m.npz",
+                                            lambda a, _: a.update({"dtype": "f4, i4)"}))], "dtype must be a float type"),
     ("model-bad-json", lambda w, t: ["evaluate", (t / "j.npz", np.savez(t / "j.npz", __scratchnn__=np.array("{oops")))[0]],
      "not valid JSON"),
     ("model-bad-arg", lambda w, t: ["evaluate", tamper(w / "run" / "model.npz", t / "m.npz",

@@ -13,11 +13,11 @@ import zipfile
 
 import numpy as np
 
-from .errors import ModelFileError, ScratchnnError
+from .errors import InvalidTypeError, ModelFileError, ScratchnnError
 from .files import (FORMAT_VERSION, NPZ_READ_ERRORS, TEMP_PREFIX, atomic_savez, atomic_write, atomic_write_text,
                     model_arrays, remove_stale_temp_files, save_checkpoint, save_model)
 from .layers.base import LAYERS
-from .model import Sequential
+from .model import Sequential, _float_dtype
 
 __all__ = ["load", "load_checkpoint", "read_npz", "build_model", "ModelFileError", "FORMAT_VERSION", "NPZ_READ_ERRORS",
            "TEMP_PREFIX", "atomic_savez", "atomic_write", "atomic_write_text", "model_arrays",
@@ -83,13 +83,10 @@ def _input_shape(arch: dict, path) -> tuple:
 
 
 def _dtype(arch: dict, path):
-    try:
-        dtype = np.dtype(arch.get("dtype") or "float32")
-    except TypeError:
-        dtype = None
-    if dtype is None or dtype.kind != "f":
-        raise ModelFileError(f"{path!r}: dtype must be a float type, found {arch.get('dtype')!r}")
-    return dtype
+    try:  # the model's own rule (a float type), reported as a fault of the file
+        return _float_dtype(arch.get("dtype") or "float32", "dtype")
+    except InvalidTypeError:
+        raise ModelFileError(f"{path!r}: dtype must be a float type, found {arch.get('dtype')!r}") from None
 
 
 def build_model(arch: dict, arrays: dict, path="<memory>"):
