@@ -314,8 +314,7 @@ def test_process_split_probe_keeps_the_replicas_equal_to_one_batch_of_64():
     y = rng.integers(0, 10, len(X))
     single = ps._model("cnn").compile(SGD(0.05), "softmax_cross_entropy")
     single.fit(X, y, epochs=1, batch_size=ps.BATCH, shuffle=False, verbose=0)
-    want = np.concatenate([p.reshape(-1) for p in ps._trainable(single)])
-    start = np.concatenate([p.reshape(-1) for p in ps._trainable(ps._model("cnn"))])
+    want, start = ps.flat_weights(single), ps.flat_weights(ps._model("cnn"))
     workers = ps.Workers("cnn", X, y, optimizer=lambda: SGD(0.05))
     try:
         _, w = workers.epoch("exchange", weights=True)

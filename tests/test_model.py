@@ -355,7 +355,7 @@ def test_check_finite_scaled_sum_cannot_overflow_below_its_size_limit(dtype):
         with pytest.raises(ValueError, match=r"contains inf at index \(0, 1\)"):
             check_finite(np.array([[1.0, np.inf, -np.inf]], dtype))
         check_finite(np.array([[np.finfo(dtype).smallest_subnormal, 1e-35, 1.0]], dtype))
-    Z = np.ones((2, 3), dtype)[:, ::2]  # not contiguous: reshape copies, same answer
+    Z = np.ones((2, 3), dtype)[:, ::2]  # not contiguous: vdot flattens a copy, same answer
     Z[1, 1] = np.nan
     with pytest.raises(ValueError, match=r"contains nan at index \(1, 1\)"):
         check_finite(Z)

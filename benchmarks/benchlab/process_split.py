@@ -41,6 +41,11 @@ def _trainable(model):
     return [p for layer in model.layers if layer.trainable for p in layer.params.values()]
 
 
+def flat_weights(model):
+    """Every trainable value of ``model`` in one vector (to compare replicas)."""
+    return np.concatenate([p.reshape(-1) for p in _trainable(model)])
+
+
 def exchange_optimizer(base, rank, slots, barrier):
     """``base`` (an optimizer) that first replaces every gradient by the mean of both workers' (``slots``:
     ``(2 parities, 2 workers, values)`` float32 in shared memory)."""
@@ -91,7 +96,7 @@ def _worker(rank, network, X, y, commands, results, buf, barrier, values, optimi
             which, send_weights = command
             m = free if which == "free" else model
             m.fit(Xk, yk, epochs=1, batch_size=HALF, shuffle=False, verbose=0)
-            results.put((rank, np.concatenate([p.reshape(-1) for p in _trainable(m)]) if send_weights else None))
+            results.put((rank, flat_weights(m) if send_weights else None))
     except BaseException as e:  # (a broken barrier included: the other worker failed)
         results.put((rank, RuntimeError(f"worker {rank}: {type(e).__name__}: {e}")))
 
